@@ -7,26 +7,27 @@ different texts compare by meaning. Macro substitution builds new trees that sha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as _field
 from typing import Union
 
 
 @dataclass(frozen=True, slots=True)
 class And:
     children: list[Node]
-    pos: int = field(default=0, compare=False, kw_only=True)
+    pos: int = _field(default=0, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Or:
     children: list[Node]
-    pos: int = field(default=0, compare=False, kw_only=True)
+    pos: int = _field(default=0, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Not:
     child: Node
-    pos: int = field(default=0, compare=False, kw_only=True)
+    pos: int = _field(default=0, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ class Identifier:
     """A bare name in check position: a macro reference, resolved by the rule loader."""
 
     name: str
-    pos: int = field(default=0, compare=False, kw_only=True)
+    pos: int = _field(default=0, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class FieldRef:
 
     name: str
     arg: str | None = None
-    pos: int = field(default=0, compare=False, kw_only=True)
+    pos: int = _field(default=0, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class Transformer:
     name: str
     args: list[FieldExpr | StrValue | ListValue]
     index: str | None = None
-    pos: int = field(default=0, compare=False, kw_only=True)
+    pos: int = _field(default=0, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +62,13 @@ class StrValue:
     """A constant as written (quoted or bare, numbers included); typed only by the filter compiler."""
 
     text: str
-    pos: int = field(default=0, compare=False, kw_only=True)
+    pos: int = _field(default=0, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
 class ListValue:
     items: list[StrValue | FieldExpr]
-    pos: int = field(default=0, compare=False, kw_only=True)
+    pos: int = _field(default=0, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ class FieldValue:
     """A field on the right-hand side: `val(f)` (field is a FieldRef) or a transformer."""
 
     field: FieldExpr
-    pos: int = field(default=0, compare=False, kw_only=True)
+    pos: int = _field(default=0, compare=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ class Check:
     op: str
     value: Value | None = None
     modifier: str | None = None
-    pos: int = field(default=0, compare=False, kw_only=True)
+    pos: int = _field(default=0, compare=False, kw_only=True)
 
 
 FieldExpr = Union[FieldRef, Transformer]  # noqa: UP007 - runtime alias used in isinstance-free unions

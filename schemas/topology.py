@@ -29,7 +29,7 @@ def changelog_topic(cfg: Config, table: str) -> str:
     return f"{cfg.worker.app_id}-{table}-changelog"
 
 
-WORKER_TABLES = ("proctable", "containers")
+WORKER_TABLES = ("proctable", "containers", "users")
 
 
 def topology(cfg: Config) -> list[TopicSpec]:

@@ -1,0 +1,671 @@
+"""Falco's syscall fields (proc.*, fd.*, evt.*, user.*, group.*, container.*, thread.*) for one event, computed
+lazily from the wire event and the host's thread table, each at most once per event.
+
+This object is what the engine's compiled filters and output formatter read through `.get(key, default)`.
+"""
+
+from __future__ import annotations
+
+import os.path
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from processor import flags
+from processor.state import HostState, Record
+
+Extractor = Callable[["EventFields"], Any]
+_MISSING = object()
+
+FD_CALLS_WITH_SOCKET = frozenset({"connect", "accept", "accept4", "bind", "listen", "sendto", "sendmsg", "recvfrom",
+                                  "recvmsg", "socket", "getsockopt", "setsockopt", "shutdown"})
+
+
+class EventFields:
+    """One event's field source. `seq` is the event's sequence number within its host (evt.num)."""
+
+    __slots__ = ("ev", "host", "state", "seq", "_cache", "_proc", "_ancestors")
+
+    def __init__(self, ev: Record, host: str, state: HostState, seq: int = 0) -> None:
+        self.ev = ev
+        self.host = host
+        self.state = state
+        self.seq = seq
+        self._cache: dict[str, Any] = {}
+        self._proc: Any = _MISSING
+        self._ancestors: list[Record] | None = None
+
+    # -- mapping protocol used by the engine ----------------------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        cache = self._cache
+        if key in cache:
+            value = cache[key]
+        else:
+            value = self._extract(key)
+            cache[key] = value
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def _extract(self, key: str) -> Any:
+        fn = EXTRACTORS.get(key)
+        if fn is not None:
+            return fn(self)
+        if key.endswith("]") and "[" in key:
+            name, _, arg = key[:-1].partition("[")
+            afn = ARG_EXTRACTORS.get(name)
+            return afn(self, arg) if afn is not None else None
+        if key.startswith("evt.arg.") or key.startswith("evt.rawarg."):
+            raw = key.startswith("evt.rawarg.")
+            return evt_arg(self, key.split(".", 2)[2], raw)
+        return None
+
+    # -- state lookups -------------------------------------------------------------------------------------
+    @property
+    def proc(self) -> Record | None:
+        if self._proc is _MISSING:
+            self._proc = self.state.proc(self.host, self.ev["pid"])
+        return self._proc  # type: ignore[no-any-return]
+
+    @property
+    def ancestors(self) -> list[Record]:
+        if self._ancestors is None:
+            self._ancestors = self.state.ancestors(self.host, self.proc)
+        return self._ancestors
+
+    def ancestor(self, n: int) -> Record | None:
+        if n == 0:
+            return self.proc
+        anc = self.ancestors
+        return anc[n - 1] if 0 < n <= len(anc) else None
+
+    @property
+    def parent(self) -> Record | None:
+        return self.ancestor(1)
+
+
+# -- process fields --------------------------------------------------------------------------------------------
+def _name(p: Record | None) -> str | None:
+    if p is None:
+        return None
+    exe = p.get("exepath") or p.get("exe") or ""
+    return os.path.basename(exe) if exe else (p.get("comm") or None)
+
+
+def _proc_name(f: EventFields) -> str | None:
+    p = f.proc
+    if p is None:
+        return f.ev.get("comm") or None
+    return _name(p)
+
+
+def _cmdline(p: Record | None) -> str | None:
+    if p is None:
+        return None
+    args = p.get("args") or []
+    name = _name(p) or ""
+    return " ".join([name, *args[1:]]) if args else name
+
+
+def _exepath(p: Record | None) -> str | None:
+    return (p.get("exepath") or None) if p else None
+
+
+def _exe(p: Record | None) -> str | None:
+    if p is None:
+        return None
+    args = p.get("args") or []
+    return (args[0] if args else p.get("exe")) or None
+
+
+def _args(p: Record | None) -> str | None:
+    if p is None:
+        return None
+    return " ".join((p.get("args") or [])[1:])
+
+
+def _tty(f: EventFields) -> int | None:
+    p = f.proc
+    return int(p.get("tty", 0)) if p else None
+
+
+def _proc_int(key: str) -> Extractor:
+    def get(f: EventFields) -> Any:
+        p = f.proc
+        return p.get(key) if p else None
+    return get
+
+
+def _sname(f: EventFields) -> str | None:
+    """Session leader's name: walk ancestors for the process whose pid is the session id."""
+    p = f.proc
+    if p is None:
+        return None
+    sid = p.get("sid")
+    if not sid:
+        return None
+    if p.get("pid") == sid:
+        return _name(p)
+    for a in f.ancestors:
+        if a.get("pid") == sid:
+            return _name(a)
+    return None
+
+
+def _duration(f: EventFields) -> int | None:
+    p = f.proc
+    if p is None or not p.get("start_ts"):
+        return None
+    return max(0, int(f.ev["ts"]) - int(p["start_ts"]))
+
+
+def _env(p: Record | None) -> str | None:
+    return " ".join(p.get("env") or []) if p else None
+
+
+def _env_var(f: EventFields, name: str) -> str | None:
+    p = f.proc
+    if p is None:
+        return None
+    prefix = name + "="
+    for item in p.get("env") or []:
+        if item.startswith(prefix):
+            return str(item[len(prefix):])
+    return None
+
+
+def _vpgid_leader(f: EventFields) -> bool | None:
+    p = f.proc
+    if p is None or not p.get("pgid"):
+        return None
+    return bool(p.get("vpid") == p.get("pgid") or p.get("pid") == p.get("pgid"))
+
+
+def _ancestor_values(getter: Callable[[Record | None], Any]) -> Callable[[EventFields], Any]:
+    def any_ancestor(f: EventFields) -> list[Any] | None:
+        values = [v for v in (getter(a) for a in f.ancestors) if v is not None]
+        return values or None
+    return any_ancestor
+
+
+def _ancestor_at(getter: Callable[[Record | None], Any]) -> Callable[[EventFields, str], Any]:
+    def at(f: EventFields, arg: str) -> Any:
+        try:
+            n = int(arg)
+        except ValueError:
+            return None
+        return getter(f.ancestor(n))
+    return at
+
+
+# -- user / group ----------------------------------------------------------------------------------------------
+def _uid(f: EventFields) -> int:
+    return int(f.ev.get("uid", 0))
+
+
+def _user_name(f: EventFields) -> str | None:
+    uid = _uid(f)
+    u = f.state.user(f.host, uid)
+    if u is not None:
+        return str(u.get("name") or "") or None
+    return "root" if uid == 0 else None
+
+
+def _loginuid(f: EventFields) -> int:
+    v = int(f.ev.get("loginuid", -1))
+    return -1 if v in (4294967295, -1) else v
+
+
+def _loginname(f: EventFields) -> str | None:
+    luid = _loginuid(f)
+    if luid < 0:
+        return None
+    u = f.state.user(f.host, luid)
+    return (str(u.get("name") or "") or None) if u else ("root" if luid == 0 else None)
+
+
+def _user_attr(key: str) -> Extractor:
+    def get(f: EventFields) -> Any:
+        u = f.state.user(f.host, _uid(f))
+        return u.get(key) if u else None
+    return get
+
+
+def _group_name(f: EventFields) -> str | None:
+    g = f.state.group(f.host, int(f.ev.get("gid", 0)))
+    if g is not None:
+        return str(g.get("name") or "") or None
+    return "root" if int(f.ev.get("gid", 0)) == 0 else None
+
+
+# -- container ---------------------------------------------------------------------------------------------------
+def _container_id(f: EventFields) -> str:
+    p = f.proc
+    cid = (p.get("container_id") if p else "") or ""
+    return cid or "host"
+
+
+def _container(f: EventFields) -> Record | None:
+    cid = _container_id(f)
+    return None if cid == "host" else f.state.container(f.host, cid)
+
+
+def _container_attr(key: str, host_value: Any = None, default: Any = None) -> Extractor:
+    def get(f: EventFields) -> Any:
+        if _container_id(f) == "host":
+            return host_value
+        c = _container(f)
+        value = c.get(key) if c else None
+        return value if value not in (None, "") else default
+    return get
+
+
+def _container_privileged(f: EventFields) -> bool | None:
+    if _container_id(f) == "host":
+        return False
+    c = _container(f)
+    if c is None or c.get("privileged") in (None, ""):
+        return None
+    return str(c.get("privileged")).lower() == "true"
+
+
+def _container_mounts(f: EventFields) -> list[str] | None:
+    c = _container(f)
+    if c is None or not c.get("mounts"):
+        return None
+    return [m for m in str(c["mounts"]).split(",") if m]
+
+
+def _mount_dest(f: EventFields, arg: str) -> str | None:
+    """container.mount.dest[<source glob>]: destination of the mount whose source matches; mounts are `src:dest`."""
+    import fnmatch
+
+    for m in _container_mounts(f) or []:
+        src, _, dest = m.partition(":")
+        if fnmatch.fnmatchcase(src, arg):
+            return dest
+    return None
+
+
+# -- fd fields -------------------------------------------------------------------------------------------------
+def _args_of(f: EventFields) -> dict[str, str]:
+    return f.ev.get("args") or {}
+
+
+def _fd_name(f: EventFields) -> str | None:
+    a = _args_of(f)
+    etype = f.ev["type"]
+    if etype in flags.OPEN_TYPES:
+        return a.get("name") or None
+    name = a.get("fd.name")
+    if name:
+        return name
+    if a.get("path") and etype in FD_CALLS_WITH_SOCKET:
+        return a["path"]
+    return None
+
+
+def _fd_family(f: EventFields) -> int | None:
+    fam = _args_of(f).get("family")
+    try:
+        return int(fam) if fam else None
+    except ValueError:
+        return None
+
+
+def _fd_type(f: EventFields) -> str | None:
+    etype = f.ev["type"]
+    if etype in flags.OPEN_TYPES:
+        raw = _args_of(f).get("flags", "0")
+        return "directory" if "O_DIRECTORY" in flags.open_flags_text(raw) else "file"
+    fam = _fd_family(f)
+    if fam == 2:
+        return "ipv4"
+    if fam == 10:
+        return "ipv6"
+    if fam == 1:
+        return "unix"
+    if fam is not None:
+        return "netlink" if fam == 16 else "socket"
+    if _args_of(f).get("fd.type"):
+        return _args_of(f)["fd.type"]
+    return None
+
+
+_TYPECHAR = {"file": "f", "directory": "d", "ipv4": "4", "ipv6": "6", "unix": "u", "netlink": "s", "socket": "s",
+             "pipe": "p", "event": "e", "signalfd": "s", "eventpoll": "l", "inotify": "i", "timerfd": "t", "memfd": "m"}
+
+
+def _fd_typechar(f: EventFields) -> str | None:
+    t = _fd_type(f)
+    return _TYPECHAR.get(t, "o") if t else None
+
+
+def _fd_num(f: EventFields) -> int | None:
+    a = _args_of(f)
+    if f.ev["type"] in flags.OPEN_TYPES or f.ev["type"] in ("socket", "accept", "accept4"):
+        res = int(f.ev.get("res", -1))
+        return res if res >= 0 else None
+    fd = a.get("fd")
+    try:
+        return int(fd) if fd not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _is_file_like(f: EventFields) -> bool:
+    return _fd_type(f) in ("file", "directory")
+
+
+def _fd_directory(f: EventFields) -> str | None:
+    name = _fd_name(f)
+    if not name or not _is_file_like(f):
+        return None
+    return name if _fd_type(f) == "directory" else (os.path.dirname(name) or "/")
+
+
+def _fd_filename(f: EventFields) -> str | None:
+    name = _fd_name(f)
+    if not name or not _is_file_like(f):
+        return None
+    return os.path.basename(name)
+
+
+def _net(key: str) -> Extractor:
+    def get(f: EventFields) -> Any:
+        if _fd_family(f) not in (2, 10):
+            return None
+        value = _args_of(f).get(key)
+        if value in (None, ""):
+            return None
+        return int(value) if key in ("sport", "dport") else value
+    return get
+
+
+def _lport(f: EventFields) -> int | None:
+    # Falco: local = client side for connect/send, server side for accept/bind/listen.
+    a = _args_of(f)
+    key = "dport" if f.ev["type"] in ("accept", "accept4", "bind", "listen", "recvfrom", "recvmsg") else "sport"
+    return int(a[key]) if _fd_family(f) in (2, 10) and a.get(key) else None
+
+
+def _rport(f: EventFields) -> int | None:
+    a = _args_of(f)
+    key = "sport" if f.ev["type"] in ("accept", "accept4", "bind", "listen", "recvfrom", "recvmsg") else "dport"
+    return int(a[key]) if _fd_family(f) in (2, 10) and a.get(key) else None
+
+
+def _lip(f: EventFields) -> str | None:
+    a = _args_of(f)
+    key = "dip" if f.ev["type"] in ("accept", "accept4", "bind", "listen", "recvfrom", "recvmsg") else "sip"
+    return a.get(key) or None if _fd_family(f) in (2, 10) else None
+
+
+def _rip(f: EventFields) -> str | None:
+    a = _args_of(f)
+    key = "sip" if f.ev["type"] in ("accept", "accept4", "bind", "listen", "recvfrom", "recvmsg") else "dip"
+    return a.get(key) or None if _fd_family(f) in (2, 10) else None
+
+
+def _ip_any(f: EventFields) -> list[str] | None:
+    values = [v for v in (_net("sip")(f), _net("dip")(f)) if v]
+    return values or None
+
+
+def _port_any(f: EventFields) -> list[int] | None:
+    values = [v for v in (_net("sport")(f), _net("dport")(f)) if v is not None]
+    return values or None
+
+
+def _l4proto(f: EventFields) -> str | None:
+    fam = _fd_family(f)
+    if fam not in (2, 10):
+        return None
+    return _args_of(f).get("l4proto") or None
+
+
+def _connected(f: EventFields) -> bool | None:
+    if _fd_family(f) is None:
+        return None
+    return f.ev["type"] in ("connect", "accept", "accept4", "sendto", "sendmsg", "recvfrom", "recvmsg") and int(
+        f.ev.get("res", -1)) >= 0 or f.ev["type"] == "connect" and int(f.ev.get("res", 0)) == -115
+
+
+# -- evt fields ----------------------------------------------------------------------------------------------
+_ARG_RENDER: dict[str, Callable[[str], str]] = {
+    "flags": flags.open_flags_text,
+    "domain": flags.socket_family_text,
+    "family": flags.socket_family_text,
+    "request": flags.ptrace_request_text,
+}
+
+
+def evt_arg(f: EventFields, name: str, raw: bool = False) -> Any:
+    a = _args_of(f)
+    if name in ("res", "fd") and name not in a:
+        if name == "res" or f.ev["type"] in flags.OPEN_TYPES:
+            return int(f.ev.get("res", 0)) if raw else flags.res_text(int(f.ev.get("res", 0)))
+    value = a.get(name)
+    if value is None:
+        return None
+    if raw:
+        try:
+            return int(value, 0)
+        except ValueError:
+            return value
+    if name == "flags" and f.ev["type"] not in flags.OPEN_TYPES:
+        return value
+    if name == "uid" and f.ev["type"].startswith("setuid"):
+        try:
+            u = f.state.user(f.host, int(value))
+        except ValueError:
+            u = None
+        return str(u.get("name")) if u and u.get("name") else ("root" if value == "0" else value)
+    render = _ARG_RENDER.get(name)
+    return render(value) if render else value
+
+
+def _evt_arg_index(f: EventFields, arg: str) -> Any:
+    try:
+        idx = int(arg)
+    except ValueError:
+        return evt_arg(f, arg)
+    keys = list(_args_of(f))
+    return evt_arg(f, keys[idx]) if 0 <= idx < len(keys) else None
+
+
+def _evt_args(f: EventFields) -> str:
+    parts = [f"res={flags.res_text(int(f.ev.get('res', 0)))}"]
+    parts += [f"{k}={evt_arg(f, k)}" for k in _args_of(f) if "." not in k]
+    return " ".join(parts)
+
+
+def _is_open(mode: int) -> Extractor:
+    def get(f: EventFields) -> bool:
+        if f.ev["type"] not in flags.OPEN_TYPES:
+            return False
+        access = flags.open_access(_args_of(f).get("flags"))
+        return access in (mode, 2) if mode != 2 else access == 2
+    return get
+
+
+def _is_open_write(f: EventFields) -> bool:
+    if f.ev["type"] not in flags.OPEN_TYPES:
+        return False
+    if f.ev["type"] == "creat":
+        return True
+    return flags.open_access(_args_of(f).get("flags")) in (1, 2)
+
+
+def _is_open_read(f: EventFields) -> bool:
+    if f.ev["type"] not in flags.OPEN_TYPES or f.ev["type"] == "creat":
+        return False
+    return flags.open_access(_args_of(f).get("flags")) in (0, 2)
+
+
+def _time_iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns // 10**9, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 10**9:09d}+0000"
+
+
+def _evt_time(f: EventFields) -> str:
+    ns = int(f.ev["ts"])
+    return time.strftime("%H:%M:%S", time.localtime(ns // 10**9)) + f".{ns % 10**9:09d}"
+
+
+def _caps(key: str) -> Extractor:
+    def get(f: EventFields) -> str | None:
+        p = f.proc
+        if p is None:
+            return None
+        return caps_text(int(p.get(key) or 0))
+    return get
+
+
+_CAP_NAMES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+              "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+              "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+              "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+              "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+              "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
+              "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+              "CAP_CHECKPOINT_RESTORE"]
+
+
+def caps_text(mask: int) -> str:
+    return " ".join(name for bit, name in enumerate(_CAP_NAMES) if mask >> bit & 1)
+
+
+def _k8s_label(key: str) -> Extractor:
+    def get(f: EventFields) -> Any:
+        c = _container(f)
+        return (c.get(key) or None) if c else None
+    return get
+
+
+EXTRACTORS: dict[str, Extractor] = {
+    # evt
+    "evt.type": lambda f: f.ev["type"],
+    "syscall.type": lambda f: f.ev["type"],
+    "evt.num": lambda f: f.seq,
+    "evt.rawtime": lambda f: int(f.ev["ts"]),
+    "evt.time": _evt_time,
+    "evt.time.iso8601": lambda f: _time_iso(int(f.ev["ts"])),
+    "evt.datetime": lambda f: _time_iso(int(f.ev["ts"]))[:19].replace("T", " "),
+    "evt.hostname": lambda f: f.host,
+    "evt.source": lambda f: "syscall",
+    "evt.dir": lambda f: "<",
+    "evt.res": lambda f: flags.res_text(int(f.ev.get("res", 0))),
+    "evt.rawres": lambda f: int(f.ev.get("res", 0)),
+    "evt.failed": lambda f: int(f.ev.get("res", 0)) < 0,
+    "evt.args": _evt_args,
+    "evt.is_open_read": _is_open_read,
+    "evt.is_open_write": _is_open_write,
+    "evt.is_open_exec": lambda f: False,
+    "evt.buffer": lambda f: None,
+    # proc
+    "proc.name": _proc_name,
+    "proc.pid": lambda f: f.ev["pid"],
+    "proc.vpid": lambda f: (f.proc or {}).get("vpid") or f.ev["pid"],
+    "proc.ppid": lambda f: (f.proc or {}).get("ppid") or f.ev.get("ppid") or None,
+    "proc.exe": lambda f: _exe(f.proc),
+    "proc.exepath": lambda f: _exepath(f.proc),
+    "proc.cmdline": lambda f: _cmdline(f.proc),
+    "proc.args": lambda f: _args(f.proc),
+    "proc.cwd": lambda f: ((f.proc or {}).get("cwd") or None),
+    "proc.tty": _tty,
+    "proc.sid": _proc_int("sid"),
+    "proc.vpgid": _proc_int("pgid"),
+    "proc.pgid": _proc_int("pgid"),
+    "proc.sname": _sname,
+    "proc.env": lambda f: _env(f.proc),
+    "proc.duration": _duration,
+    "proc.start_ts": _proc_int("start_ts"),
+    "proc.is_exe_from_memfd": lambda f: bool((f.proc or {}).get("exe_from_memfd")) if f.proc else None,
+    "proc.is_exe_upper_layer": lambda f: bool((f.proc or {}).get("exe_upper_layer")) if f.proc else None,
+    "proc.exe_ino.ctime": lambda f: (f.proc or {}).get("exe_ino_ctime") or None,
+    "proc.exe_ino.mtime": lambda f: (f.proc or {}).get("exe_ino_mtime") or None,
+    "proc.exe_ino.ctime_duration_proc_start": lambda f: (
+        int(f.proc["start_ts"]) - int(f.proc["exe_ino_ctime"]) if f.proc and f.proc.get("exe_ino_ctime") else None),
+    "proc.is_vpgid_leader": _vpgid_leader,
+    "proc.is_sid_leader": lambda f: (f.proc.get("sid") == f.proc.get("pid")) if f.proc else None,
+    "proc.pname": lambda f: _name(f.parent),
+    "proc.pexe": lambda f: _exe(f.parent),
+    "proc.pexepath": lambda f: _exepath(f.parent),
+    "proc.pcmdline": lambda f: _cmdline(f.parent),
+    "proc.aname": _ancestor_values(_name),
+    "proc.aexe": _ancestor_values(_exe),
+    "proc.aexepath": _ancestor_values(_exepath),
+    "proc.apid": _ancestor_values(lambda p: p.get("pid") if p else None),
+    "thread.tid": lambda f: f.ev["tid"],
+    "thread.vtid": lambda f: f.ev["tid"],
+    "thread.cap_permitted": _caps("cap_permitted"),
+    "thread.cap_effective": _caps("cap_effective"),
+    "thread.cap_inheritable": _caps("cap_inheritable"),
+    # user / group
+    "user.uid": _uid,
+    "user.name": _user_name,
+    "user.loginuid": _loginuid,
+    "user.loginname": _loginname,
+    "user.homedir": _user_attr("homedir"),
+    "user.shell": _user_attr("shell"),
+    "group.gid": lambda f: int(f.ev.get("gid", 0)),
+    "group.name": _group_name,
+    # fd
+    "fd.name": _fd_name,
+    "fd.nameraw": _fd_name,
+    "fd.num": _fd_num,
+    "fd.type": _fd_type,
+    "fd.typechar": _fd_typechar,
+    "fd.directory": _fd_directory,
+    "fd.filename": _fd_filename,
+    "fd.name_changed": lambda f: False if _fd_name(f) else None,
+    "fd.sockfamily": lambda f: {1: "unix", 2: "ip", 10: "ip"}.get(_fd_family(f) or -1),
+    "fd.l4proto": _l4proto,
+    "fd.sip": _net("dip"),
+    "fd.cip": _net("sip"),
+    "fd.sport": _net("dport"),
+    "fd.cport": _net("sport"),
+    "fd.lip": _lip,
+    "fd.rip": _rip,
+    "fd.lport": _lport,
+    "fd.rport": _rport,
+    "fd.ip": _ip_any,
+    "fd.net": _ip_any,
+    "fd.snet": _net("dip"),
+    "fd.cnet": _net("sip"),
+    "fd.lnet": _lip,
+    "fd.rnet": _rip,
+    "fd.port": _port_any,
+    "fd.connected": _connected,
+    # container
+    "container.id": _container_id,
+    "container.name": _container_attr("name", "host"),
+    "container.image": _container_attr("image"),
+    "container.image.repository": _container_attr("image_repository"),
+    "container.image.tag": _container_attr("image_tag"),
+    "container.type": _container_attr("type"),
+    "container.privileged": _container_privileged,
+    "container.start_ts": _container_attr("start_ts"),
+    "container.mounts": _container_mounts,
+    "k8s.ns.name": _k8s_label("k8s_ns"),
+    "k8s.pod.name": _k8s_label("k8s_pod"),
+}
+
+ARG_EXTRACTORS: dict[str, Callable[[EventFields, str], Any]] = {
+    "proc.aname": _ancestor_at(_name),
+    "proc.aexe": _ancestor_at(_exe),
+    "proc.aexepath": _ancestor_at(_exepath),
+    "proc.apid": _ancestor_at(lambda p: p.get("pid") if p else None),
+    "proc.env": _env_var,
+    "evt.arg": _evt_arg_index,
+    "evt.rawarg": lambda f, a: evt_arg(f, a, raw=True),
+    "container.mount.dest": _mount_dest,
+}

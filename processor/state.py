@@ -1,0 +1,179 @@
+"""Falco's thread table, per host: lifecycle events (fork/exec/exit/setuid/chdir/snapshot) update it; every other
+event only reads it. Pure functions over a key-value store, so the Faust tables, the retro-hunt and tests share them.
+
+Keys: "<host>|<pid>" in the process table, "<host>|u<uid>" / "<host>|g<gid>" in the user table,
+"<host>|<container id>" in the container table. Values are plain JSON-able dicts (the changelog carries them).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Record = dict[str, Any]
+Store = MutableMapping[str, Any]
+
+LIFECYCLE_TYPES = frozenset({
+    "clone", "clone3", "fork", "vfork", "execve", "execveat", "procexit", "snapshot",
+    "setuid", "setresuid", "setreuid", "setgid", "setresgid", "setregid", "chdir", "fchdir",
+    "user", "group", "container",
+})
+EXEC_TYPES = frozenset({"execve", "execveat"})
+FORK_TYPES = frozenset({"clone", "clone3", "fork", "vfork"})
+MAX_ANCESTORS = 32
+
+
+def proc_key(host: str, pid: int) -> str:
+    return f"{host}|{pid}"
+
+
+@dataclass
+class HostState:
+    """A host's view over the three tables; `purge_grace_ns` keeps exited processes visible like Falco's purge."""
+
+    procs: Store
+    users: Store
+    containers: Store
+    max_procs_per_host: int = 262_144
+    purge_grace_ns: int = 300 * 10**9
+    proc_counts: dict[str, int] = field(default_factory=dict)
+    evicted: int = 0
+    purged: int = 0
+    _exited: deque[tuple[int, str]] = field(default_factory=deque)
+
+    def proc(self, host: str, pid: int) -> Record | None:
+        return self.procs.get(proc_key(host, pid))
+
+    def ancestors(self, host: str, proc: Record | None) -> list[Record]:
+        """Parent first; stops at pid 0/1's parent, a loop, or an unknown parent."""
+        chain: list[Record] = []
+        seen: set[int] = set()
+        while proc is not None and len(chain) < MAX_ANCESTORS:
+            ppid = proc.get("ppid", 0)
+            if not ppid or ppid in seen:
+                break
+            seen.add(ppid)
+            proc = self.procs.get(proc_key(host, ppid))
+            if proc is not None:
+                chain.append(proc)
+        return chain
+
+    def user(self, host: str, uid: int) -> Record | None:
+        return self.users.get(f"{host}|u{uid}")
+
+    def group(self, host: str, gid: int) -> Record | None:
+        return self.users.get(f"{host}|g{gid}")
+
+    def container(self, host: str, cid: str) -> Record | None:
+        return self.containers.get(f"{host}|{cid}") if cid else None
+
+    # -- writes (lifecycle events only) ----------------------------------------------------------------------
+    def apply(self, host: str, ev: Record) -> None:
+        etype = ev["type"]
+        if etype not in LIFECYCLE_TYPES:
+            return
+        if etype in FORK_TYPES:
+            self._fork(host, ev)
+        elif etype in EXEC_TYPES:
+            if ev.get("res", 0) == 0 and ev.get("proc") is not None:
+                self._exec(host, ev)
+        elif etype == "snapshot":
+            self._put(host, ev["pid"], _record_from_proc(ev, ev["proc"] or {}))
+        elif etype == "procexit":
+            if ev["tid"] == ev["pid"]:
+                self._exit(host, ev)
+        elif etype == "user":
+            a = ev["args"]
+            self.users[f"{host}|u{a.get('uid')}"] = {"name": a.get("name", ""), "homedir": a.get("homedir", ""),
+                                                     "shell": a.get("shell", "")}
+        elif etype == "group":
+            a = ev["args"]
+            self.users[f"{host}|g{a.get('gid')}"] = {"name": a.get("name", "")}
+        elif etype == "container":
+            a = ev["args"]
+            if a.get("id"):
+                self.containers[f"{host}|{a['id']}"] = dict(a)
+        else:
+            self._update_creds_or_cwd(host, ev)
+
+    def _put(self, host: str, pid: int, rec: Record) -> None:
+        key = proc_key(host, pid)
+        if key not in self.procs:
+            count = self.proc_counts.get(host, 0)
+            if count >= self.max_procs_per_host:
+                self.evicted += 1  # bounded table: counted, visible on /metrics; the new process is not tracked
+                return
+            self.proc_counts[host] = count + 1
+        self.procs[key] = rec
+
+    def _fork(self, host: str, ev: Record) -> None:
+        args = ev.get("args") or {}
+        if "CLONE_THREAD" in args.get("flags", ""):
+            return
+        child_pid = int(args.get("child_pid") or ev.get("res") or 0)
+        if child_pid <= 0:
+            return
+        parent = self.proc(host, ev["pid"])
+        rec: Record = dict(parent) if parent else _record_from_proc(ev, {})
+        rec.update(pid=child_pid, ppid=ev["pid"], start_ts=ev["ts"], exit_ts=0, vpid=int(args.get("child_vpid") or 0) or child_pid)
+        self._put(host, child_pid, rec)
+
+    def _exec(self, host: str, ev: Record) -> None:
+        prev = self.proc(host, ev["pid"]) or {}
+        rec = _record_from_proc(ev, ev["proc"])
+        rec["start_ts"] = prev.get("start_ts") or rec.get("start_ts") or ev["ts"]
+        rec["exec_ts"] = ev["ts"]
+        if not rec.get("ppid"):
+            rec["ppid"] = prev.get("ppid", 0)
+        self._put(host, ev["pid"], rec)
+
+    def _exit(self, host: str, ev: Record) -> None:
+        """Keep the record for the grace period so late children and batched events still resolve their parent."""
+        key = proc_key(host, ev["pid"])
+        rec = self.procs.get(key)
+        if rec is not None and not rec.get("exit_ts"):
+            self.procs[key] = {**rec, "exit_ts": ev["ts"]}
+            self._exited.append((ev["ts"], key))
+        self.purge(ev["ts"])
+
+    def purge(self, now_ns: int) -> None:
+        while self._exited and self._exited[0][0] + self.purge_grace_ns <= now_ns:
+            _, key = self._exited.popleft()
+            rec = self.procs.get(key)
+            if rec is not None and rec.get("exit_ts"):
+                self.procs.pop(key, None)
+                host = key.rsplit("|", 1)[0]
+                self.proc_counts[host] = max(0, self.proc_counts.get(host, 1) - 1)
+                self.purged += 1
+
+    def _update_creds_or_cwd(self, host: str, ev: Record) -> None:
+        if ev.get("res", 0) != 0:
+            return
+        rec = self.proc(host, ev["pid"])
+        if rec is None:
+            return
+        rec = dict(rec)
+        args = ev.get("args") or {}
+        if ev["type"] in ("chdir", "fchdir"):
+            if args.get("path"):
+                rec["cwd"] = args["path"]
+        else:
+            rec["uid"], rec["gid"], rec["euid"] = ev.get("uid", rec.get("uid")), ev.get("gid", rec.get("gid")), ev.get("euid")
+        self.procs[proc_key(host, ev["pid"])] = rec
+
+
+def _record_from_proc(ev: Record, proc: Record) -> Record:
+    return {
+        "pid": ev["pid"], "ppid": ev.get("ppid", 0), "comm": ev.get("comm", ""),
+        "exe": proc.get("exe", ""), "exepath": proc.get("exepath", ""), "args": list(proc.get("args") or []),
+        "cwd": proc.get("cwd", ""), "tty": proc.get("tty", 0), "sid": proc.get("sid", 0), "pgid": proc.get("pgid", 0),
+        "vpid": proc.get("vpid", 0), "start_ts": proc.get("start_ts", 0) or ev["ts"], "env": list(proc.get("env") or []),
+        "container_id": proc.get("container_id", ""), "uid": ev.get("uid", 0), "gid": ev.get("gid", 0),
+        "euid": ev.get("euid", 0), "loginuid": ev.get("loginuid", -1),
+        "cap_permitted": proc.get("cap_permitted", 0), "cap_effective": proc.get("cap_effective", 0),
+        "cap_inheritable": proc.get("cap_inheritable", 0),
+        "exe_from_memfd": proc.get("exe_from_memfd", False), "exe_upper_layer": proc.get("exe_upper_layer", False),
+        "exe_ino_ctime": proc.get("exe_ino_ctime", 0), "exe_ino_mtime": proc.get("exe_ino_mtime", 0),
+    }

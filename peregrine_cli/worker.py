@@ -1,0 +1,24 @@
+"""`peregrine worker`: one Faust processor; run as many as you like, they share the events partitions."""
+
+from __future__ import annotations
+
+import argparse
+
+from peregrine_cli.common import config_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser("worker", help="run a processor (Faust worker): state, rules, alerts")
+    parser.add_argument("--rules", nargs="+", default=[], metavar="FILE", help="rule files or directories")
+    parser.add_argument("--metrics-port", type=int, help="/metrics and /healthz port (0 disables)")
+    parser.add_argument("--loglevel", default="WARNING")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from processor.worker import run_worker
+
+    cfg = config_from_args(args)
+    if args.metrics_port is not None:
+        cfg.worker.metrics_port = args.metrics_port
+    return run_worker(cfg, args.rules or cfg.rules_files, args.loglevel)

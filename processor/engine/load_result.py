@@ -351,6 +351,9 @@ class LoadResult:
     def contents(self) -> dict[str, str]:
         return {f.name: f.content for f in self.files}
 
+    def __str__(self) -> str:
+        return self.as_text()
+
     def as_text(self) -> str:
         contents = self.contents()
         return "\n".join(f.as_text(contents) for f in self.files)

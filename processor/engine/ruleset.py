@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from processor.engine.compiler import CompiledRule
+from processor.engine.priority import Priority
 
 RULE_MATCHING = ("first", "all")
 
@@ -23,9 +24,25 @@ def wildcard(pattern: str) -> re.Pattern[str]:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """A rule that matched an event."""
+    """A rule that matched an event: `rule` is its name, `compiled` the rule itself."""
 
-    rule: CompiledRule
+    compiled: CompiledRule
+
+    @property
+    def rule(self) -> str:
+        return self.compiled.name
+
+    @property
+    def priority(self) -> Priority:
+        return self.compiled.priority
+
+    @property
+    def source(self) -> str:
+        return self.compiled.source
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.compiled.tags
 
 
 class Ruleset:

@@ -49,7 +49,7 @@ UNARY_OPS = ("exists",)
 NUM_OPS = ("<=", "<", ">=", ">")
 # The trailing blank is part of the word operators, as in libsinsp (`containsvalue` is no operator).
 STR_OPS = ("==", "=", "!=", "glob ", "iglob ", "contains ", "icontains ", "bcontains ",
-           "startswith ", "bstartswith ", "endswith ")
+           "startswith ", "bstartswith ", "endswith ", "regex ")
 LIST_OPS = ("intersects", "in", "pmatch")
 MODIFIERS = ("oneof", "anyof", "allof")
 # Single-argument transformers take a field or a nested transformer; the others take argument lists.

@@ -1,0 +1,433 @@
+"""Compiles a condition tree (macros already expanded) into one Python function per condition.
+
+The generated function reads each event key at most once, lazily, into a local (`fN := _rN(get)`
+on first use), short-circuits `and`/`or` like Python does, and compares against constants that were
+converted to the field's type when the rule was loaded. Checks on a missing value are false, `!=`
+included; only `not` inverts. `CompiledFilter.source` holds the generated code for debugging.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from processor.engine.ast import (
+    And,
+    Check,
+    FieldRef,
+    FieldValue,
+    Identifier,
+    ListValue,
+    Node,
+    Not,
+    Or,
+    StrValue,
+    Transformer,
+)
+from processor.engine.fields import (
+    BUFFER_TYPES,
+    IP_TYPES,
+    STRING_TYPES,
+    FieldDef,
+    lookup_field,
+    split_dotted,
+)
+from processor.engine.operators import (
+    LIST_OPS,
+    coercer,
+    comparable_error,
+    convert_constant,
+    dynamic_predicate,
+    list_coercer,
+    modifier_predicate,
+    parse_number,
+    scalar_predicate,
+    type_family,
+)
+from processor.engine.transformers import STRING_INPUT, concat, getopt, join, single
+
+Mode = Literal["scalar", "any", "list"]
+
+# Boolean nesting at which a subtree moves into its own inner function (Python's parser caps nesting).
+_SPLIT_DEPTH = 40
+# Self and parent keys behind ancestor fields, used when the event has no "proc.aname[N]" key.
+_ANCESTOR_KEYS = {
+    "proc.aname": ("proc.name", "proc.pname"),
+    "proc.aexe": ("proc.exe", "proc.pexe"),
+    "proc.aexepath": ("proc.exepath", "proc.pexepath"),
+    "proc.acmdline": ("proc.cmdline", "proc.pcmdline"),
+    "proc.apid": ("proc.pid", "proc.ppid"),
+}
+
+
+class FilterCompileError(ValueError):
+    """A condition libsinsp's filter compiler rejects (unknown field, bad operator or value)."""
+
+    def __init__(self, message: str, pos: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.pos = pos
+
+
+@dataclass(frozen=True)
+class CompiledFilter:
+    match: Callable[[Any], bool]
+    fields: frozenset[str]
+    source: str
+
+    def __call__(self, event: Any) -> bool:
+        return self.match(event)
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A compiled value: Python expression `code`, the local holding it (`var`, plain fields only)."""
+
+    code: str
+    type: str
+    mode: Mode
+    var: str | None = None
+
+
+_SENTINEL = object()
+
+
+class _Compiler:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.consts: dict[str, Any] = {"_U": _SENTINEL}
+        self.slots: dict[str, str] = {}  # reader identity -> local variable
+        self.keys: set[str] = set()
+        self.subfunctions: list[str] = []
+        self._ids = itertools.count()
+
+    def const(self, value: Any, prefix: str = "_c") -> str:
+        name = f"{prefix}{next(self._ids)}"
+        self.consts[name] = value
+        return name
+
+    # -- boolean structure ------------------------------------------------------------------------
+
+    def node(self, node: Node, depth: int = 0) -> str:
+        if depth and depth % _SPLIT_DEPTH == 0 and not isinstance(node, Check):
+            name = f"_s{next(self._ids)}"
+            body = self.node(node, depth + 1)
+            self.subfunctions.append(f"def {name}():\n    nonlocal {{slots}}\n    return {body}")
+            return f"{name}()"
+        if isinstance(node, And | Or):
+            op = " and " if isinstance(node, And) else " or "
+            return "(" + op.join(self.node(c, depth + 1) for c in node.children) + ")"
+        if isinstance(node, Not):
+            return f"(not {self.node(node.child, depth + 1)})"
+        if isinstance(node, Check):
+            return self.check(node)
+        if isinstance(node, Identifier):
+            raise FilterCompileError(f"Undefined macro '{node.name}' used in filter.", node.pos)
+        raise FilterCompileError(f"unexpected node {node!r}", 0)
+
+    # -- values -----------------------------------------------------------------------------------
+
+    def load(self, identity: str, reader: Callable[[Any], Any]) -> str:
+        """Expression reading a value once per event into a local, then reusing the local."""
+        var = self.slots.get(identity)
+        if var is None:
+            var = f"f{len(self.slots)}"
+            self.slots[identity] = var
+            self.consts[f"_r{var}"] = reader
+        return f"({var} if {var} is not _U else ({var} := _r{var}(get)))"
+
+    def field(self, ref: FieldRef, rhs: bool = False, in_transformer: bool = False) -> _Value:
+        fdef, arg, dotted = self.resolve(ref)
+        if rhs and fdef.no_rhs:
+            raise FilterCompileError(f"field '{ref.name}' cannot be used as a right-hand side value", ref.pos)
+        if in_transformer and fdef.no_transformer:
+            raise FilterCompileError(f"field '{ref.name}' cannot be used with transformers", ref.pos)
+        key = ref.name if dotted or arg is None else f"{ref.name}[{arg}]"
+        if fdef.source_keys and arg is None:
+            keys = (key, *fdef.source_keys)
+            self.keys.update(keys)
+            return self._loaded(key, _either_reader(key, fdef.source_keys, list_coercer(fdef.type)), fdef.type, "any")
+        self.keys.add(key)
+        if fdef.any_ancestor and arg is None:
+            return self._loaded(key, _plain_reader(key, list_coercer(fdef.type)), fdef.type, "any")
+        if fdef.is_list and arg is None:
+            return self._loaded(key, _plain_reader(key, list_coercer(fdef.type)), fdef.type, "list")
+        if fdef.any_ancestor and fdef.arg_kind == "index" and ref.name in _ANCESTOR_KEYS and arg is not None:
+            reader = _ancestor_reader(key, ref.name, int(arg), coercer(fdef.type))
+            return self._loaded(key, reader, fdef.type, "scalar")
+        if fdef.is_list:
+            return self._loaded(key, _plain_reader(key, list_coercer(fdef.type)), fdef.type, "list")
+        return self._loaded(key, _plain_reader(key, coercer(fdef.type)), fdef.type, "scalar")
+
+    def _loaded(self, key: str, reader: Callable[[Any], Any], type_: str, mode: Mode) -> _Value:
+        code = self.load(f"{mode}:{key}", reader)
+        return _Value(code, type_, mode, self.slots[f"{mode}:{key}"])
+
+    def resolve(self, ref: FieldRef) -> tuple[FieldDef, str | None, bool]:
+        """Field definition, argument and whether the argument was written dotted (evt.arg.flags)."""
+        fdef = lookup_field(ref.name, self.source)
+        if fdef is None:
+            shown = ref.name if ref.arg is None else f"{ref.name}[{ref.arg}]"
+            raise FilterCompileError(f"filter_check called with nonexistent field {shown}", ref.pos)
+        arg = ref.arg
+        dotted = fdef.name != ref.name
+        if dotted:
+            split = split_dotted(ref.name, self.source)
+            assert split is not None
+            if arg is not None:
+                raise FilterCompileError(f"filter_check called with nonexistent field {ref.name}[{arg}]", ref.pos)
+            arg = split[1]
+        if arg is not None and fdef.arg == "none":
+            raise FilterCompileError(f"filter_check called with nonexistent field {ref.name}[{arg}]", ref.pos)
+        if arg is None and fdef.arg == "required":
+            raise FilterCompileError(
+                f"filter '{ref.name}': {ref.name} requires an argument but none provided", ref.pos)
+        if arg is not None and fdef.arg_kind == "index" and not (dotted and fdef.dotted_arg):
+            try:
+                parse_number(arg, "int32")
+            except ValueError as exc:
+                raise FilterCompileError(str(exc), ref.pos) from None
+        return fdef, arg, dotted
+
+    def expr(self, node: FieldRef | Transformer, rhs: bool = False, in_transformer: bool = False) -> _Value:
+        if isinstance(node, FieldRef):
+            return self.field(node, rhs=rhs, in_transformer=in_transformer)
+        return self.transformer(node)
+
+    def transformer(self, node: Transformer) -> _Value:
+        name = node.name
+        if node.index is not None and name != "getopt":
+            raise FilterCompileError(f"transformer '{name}' does not accept an argument", node.pos)
+        if name in ("tolower", "toupper", "b64", "basename", "len"):
+            arg = node.args[0]
+            assert isinstance(arg, FieldRef | Transformer)
+            inner = self.expr(arg, in_transformer=True)
+            ok = inner.type in STRING_TYPES or (name in ("b64", "len") and inner.type in BUFFER_TYPES)
+            if name == "len" and inner.mode == "list":
+                ok = True
+            if not ok:
+                raise FilterCompileError(
+                    f"transformer '{name}' is not supported on field type '{inner.type}'", node.pos)
+            fn = self.const(single(name, inner.mode != "scalar"), "_t")
+            if name == "len":
+                return _Value(f"{fn}({inner.code})", "uint64", "scalar")
+            out_type = "charbuf" if name == "b64" else inner.type
+            return _Value(f"{fn}({inner.code})", out_type, inner.mode)
+        if name == "concat":
+            if len(node.args) < 2:
+                raise FilterCompileError("transformer 'concat' requires at least 2 arguments", node.pos)
+            parts = [self.transformer_arg(a, name) for a in node.args]
+            return _Value(f"{self.const(concat, '_t')}({', '.join(parts)})", "charbuf", "scalar")
+        if name == "join":
+            if len(node.args) < 2 or not isinstance(node.args[0], StrValue):
+                raise FilterCompileError(
+                    "transformer 'join' requires a separator string and a list argument", node.pos)
+            parts = [self.transformer_arg(a, name) for a in node.args]
+            return _Value(f"{self.const(join, '_t')}({', '.join(parts)})", "charbuf", "scalar")
+        if name == "getopt":
+            if len(node.args) != 2 or not isinstance(node.args[1], StrValue) or not node.index:
+                raise FilterCompileError(
+                    "transformer 'getopt' requires an argument list, an option string and an [option]", node.pos)
+            args = self.transformer_arg(node.args[0], name)
+            optstring = self.const(node.args[1].text)
+            option = self.const(node.index)
+            return _Value(f"{self.const(getopt, '_t')}({args}, {optstring}, {option})", "charbuf", "scalar")
+        raise FilterCompileError(f"unknown transformer '{name}'", node.pos)
+
+    def transformer_arg(self, arg: FieldRef | Transformer | StrValue | ListValue, transformer: str) -> str:
+        if isinstance(arg, StrValue):
+            return self.const(arg.text)
+        if isinstance(arg, ListValue):
+            parts = [self.transformer_arg(item, transformer) for item in arg.items]
+            return "[" + ", ".join(parts) + "]"
+        value = self.expr(arg, in_transformer=True)
+        if value.type not in STRING_INPUT and value.mode == "scalar" and transformer == "concat":
+            raise FilterCompileError(
+                f"transformer '{transformer}' is not supported on field type '{value.type}'", arg.pos)
+        return value.code
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    def check(self, check: Check) -> str:
+        lhs = self.expr(check.field)
+        op = check.op
+        err = comparable_error(op, lhs.type, lhs.mode == "list")
+        if err is not None:
+            raise FilterCompileError(err, check.pos)
+        if op == "exists":
+            return f"({lhs.code} is not None)"
+        value = check.value
+        if isinstance(value, FieldValue):
+            return self.dynamic_check(check, lhs, value)
+        assert value is not None
+        texts = [value.text] if isinstance(value, StrValue) else [
+            item.text for item in value.items if isinstance(item, StrValue)]
+        if isinstance(value, ListValue) and op not in LIST_OPS and check.modifier is None:
+            raise FilterCompileError(f"'{op}' operator does not accept a list of values", value.pos)
+        if op == "pmatch":
+            rhs: Any = tuple(texts)
+        else:
+            try:
+                converted = [convert_constant(t, lhs.type, op) for t in texts]
+            except ValueError as exc:
+                raise FilterCompileError(str(exc), value.pos) from None
+            rhs = tuple(converted) if (op in LIST_OPS or check.modifier) else converted[0]
+        if check.modifier is not None:
+            if lhs.type in IP_TYPES and op not in ("=", "==", "!="):
+                raise FilterCompileError(
+                    f"'{op}' operator not supported for ip address and network filters", check.pos)
+            try:
+                pred = modifier_predicate(op, lhs.type, check.modifier, list(rhs))
+            except ValueError as exc:
+                raise FilterCompileError(str(exc), value.pos) from None
+            return self.predicate_call(lhs, pred, op)
+        inline = self.inline(lhs, op, rhs)
+        if inline is not None:
+            return inline
+        try:
+            pred = scalar_predicate(op, lhs.type, rhs)
+        except ValueError as exc:
+            raise FilterCompileError(str(exc), value.pos) from None
+        return self.predicate_call(lhs, pred, op)
+
+    def inline(self, lhs: _Value, op: str, rhs: Any) -> str | None:
+        """Plain Python for the common checks on a single value; None to use a predicate."""
+        if lhs.mode != "scalar" or lhs.var is None or lhs.type in ("ipnet", "ipv4net", "ipv6net"):
+            return None
+        load, var = lhs.code, lhs.var
+        if op in ("=", "=="):
+            return f"({load} == {self.const(rhs)})"
+        if op in ("in", "intersects"):
+            return f"({load} in {self.const(frozenset(rhs))})"
+        if lhs.type in IP_TYPES:
+            return f"({load} is not None and {var} != {self.const(rhs)})" if op == "!=" else None
+        simple = {"!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+        if op in simple:
+            return f"({load} is not None and {var} {simple[op]} {self.const(rhs)})"
+        if op in ("contains", "bcontains"):
+            return f"({load} is not None and {self.const(rhs)} in {var})"
+        if op in ("startswith", "bstartswith"):
+            return f"({load} is not None and {var}.startswith({self.const(rhs)}))"
+        if op == "endswith":
+            return f"({load} is not None and {var}.endswith({self.const(rhs)}))"
+        return None
+
+    def predicate_call(self, lhs: _Value, pred: Callable[[Any], bool], op: str) -> str:
+        if lhs.mode == "scalar":
+            if lhs.var is not None:
+                return f"({lhs.code} is not None and {self.const(pred, '_p')}({lhs.var}))"
+            return f"{self.const(_guard(pred), '_p')}({lhs.code})"
+        if lhs.mode == "list" and op == "in":
+            return f"{self.const(_all_of(pred), '_p')}({lhs.code})"
+        return f"{self.const(_any_of(pred), '_p')}({lhs.code})"
+
+    def dynamic_check(self, check: Check, lhs: _Value, value: FieldValue) -> str:
+        rhs = self.expr(value.field, rhs=True)
+        if type_family(lhs.type) != type_family(rhs.type) and "dyn" not in (lhs.type, rhs.type):
+            raise FilterCompileError(
+                f"left and right fields of '{check.op}' have incompatible types: '{lhs.type}' and '{rhs.type}'",
+                value.pos)
+        if check.op == "pmatch" and rhs.mode == "scalar":
+            pass
+        try:
+            pred = dynamic_predicate(check.op, lhs.type)
+        except ValueError as exc:
+            raise FilterCompileError(str(exc), check.pos) from None
+        fn = self.const(_dynamic(pred, lhs.mode, check.op), "_p")
+        return f"{fn}({lhs.code}, {rhs.code})"
+
+    # -- assembly ---------------------------------------------------------------------------------
+
+    def build(self, node: Node) -> tuple[Callable[[Any], bool], str]:
+        body = self.node(node)
+        slots = list(self.slots.values())
+        lines = ["def _match(ev):", "    get = ev.get"]
+        if slots:
+            lines.append("    " + " = ".join(slots) + " = _U")
+        slot_list = ", ".join(slots) if slots else "get"
+        for sub in self.subfunctions:
+            for line in sub.replace("{slots}", slot_list).splitlines():
+                lines.append("    " + line)
+        lines.append(f"    return bool({body})" if not body.startswith("(") else f"    return {body}")
+        params = ", ".join(self.consts)
+        source = f"def _factory({params}):\n" + "\n".join("    " + line for line in lines) + "\n    return _match\n"
+        namespace: dict[str, Any] = {}
+        exec(compile(source, "<peregrine-condition>", "exec"), namespace)  # noqa: S102 - generated code
+        return namespace["_factory"](**self.consts), source
+
+
+def _plain_reader(key: str, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def read(get: Any) -> Any:
+        return convert(get(key))
+
+    return read
+
+
+def _either_reader(key: str, keys: tuple[str, ...], convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """fd.ip & co.: the field itself if the event has it, else both ends of the connection."""
+
+    def read(get: Any) -> Any:
+        direct = get(key)
+        if direct is not None:
+            return convert(direct)
+        values = [v for v in (get(k) for k in keys) if v is not None]
+        return convert(values) if values else None
+
+    return read
+
+
+def _ancestor_reader(key: str, name: str, level: int, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """proc.aname[N]: its own key, else proc.name (N=0), proc.pname (N=1) or the ancestors list."""
+    self_key, parent_key = _ANCESTOR_KEYS[name]
+
+    def read(get: Any) -> Any:
+        v = get(key)
+        if v is None:
+            if level == 0:
+                v = get(self_key)
+            elif level == 1:
+                v = get(parent_key)
+            if v is None and level >= 1:
+                ancestors = get(name)
+                if isinstance(ancestors, list | tuple) and len(ancestors) >= level:
+                    v = ancestors[level - 1]
+        return convert(v)
+
+    return read
+
+
+def _guard(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is not None and pred(v)
+
+
+def _any_of(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda vs: vs is not None and any(map(pred, vs))
+
+
+def _all_of(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda vs: vs is not None and all(map(pred, vs))
+
+
+def _dynamic(pred: Callable[[Any, Any], bool], mode: Mode, op: str) -> Callable[[Any, Any], bool]:
+    def scalar(v: Any, r: Any) -> bool:
+        if v is None or r is None:
+            return False
+        try:
+            return pred(v, r)
+        except TypeError:
+            return False
+
+    if mode == "scalar":
+        return scalar
+    if mode == "list" and op == "in":
+        return lambda vs, r: vs is not None and r is not None and all(scalar(v, r) for v in vs)
+    return lambda vs, r: vs is not None and r is not None and any(scalar(v, r) for v in vs)
+
+
+def compile_filter(node: Node, source: str = "syscall") -> CompiledFilter:
+    """One Python function for a whole condition; raises FilterCompileError with libsinsp's messages."""
+    compiler = _Compiler(source)
+    match, code = compiler.build(node)
+    return CompiledFilter(match, frozenset(compiler.keys), code)

@@ -12,7 +12,8 @@ produces as field maps (Falco field name -> value) and naming the rules expected
         expect_not: [Write Below Etc]
 
 A key set to null in an event removes it from the base event (a missing field is an absent key).
-Relative `rules` paths resolve against the case file's directory, then against the project root
+Rules files (YAML sequences of rule/macro/list items) found in a directory are not taken for cases, so
+a customisation can sit next to the cases that load it. Relative `rules` paths resolve against the case file's directory, then against the project root
 (the nearest ancestor holding pyproject.toml or .git), so a repository can point at shared rule files.
 Every rule runs on every event (rule_matching: all); a case passes when every `expect` rule fired on at
 least one of its events and no `expect_not` rule fired on any. Naming a rule the files do not define is
@@ -123,12 +124,28 @@ def resolve_rules_path(raw: str, case_file: Path) -> Path:
     return local  # not found anywhere: the engine reports the read error with this path
 
 
+RULES_ITEM_KEYS = frozenset({"rule", "macro", "list", "required_engine_version", "required_plugin_versions"})
+
+
+def is_rules_file(path: Path) -> bool:
+    """A Falco rules file (a sequence of rule/macro/list items), which may sit next to the cases using it."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, list) and any(isinstance(i, dict) and RULES_ITEM_KEYS & set(i) for i in data)
+
+
 def discover_case_files(paths: Iterable[Path]) -> list[Path]:
-    """Case files under the given files/directories, recursively, in a stable order."""
+    """Case files under the given files/directories, recursively, in a stable order.
+
+    Inside directories, rules files are skipped; a file named explicitly is always read as cases.
+    """
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in CASE_FILE_SUFFIXES and p.is_file()))
+            found.extend(sorted(p for p in path.rglob("*")
+                                if p.suffix in CASE_FILE_SUFFIXES and p.is_file() and not is_rules_file(p)))
         else:
             found.append(path)
     return found

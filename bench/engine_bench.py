@@ -105,7 +105,7 @@ CONNECTS = [  # (remote ip, port, sip.name)
     ("140.82.112.4", 443, "github.com"),
     ("52.95.110.1", 443, "s3.amazonaws.com"),
 ]
-ALERTING = [  # a few genuinely suspicious events, so that the alert path is exercised too
+ALERTING: list[Event] = [  # a few genuinely suspicious events, so that the alert path is exercised too
     {"evt.type": "openat", "evt.is_open_read": True, "evt.is_open_write": False, "evt.arg.flags": "O_RDONLY",
      "fd.num": 3, "fd.typechar": "f", "fd.type": "file", "fd.name": "/etc/shadow", "fd.directory": "/etc",
      "fd.filename": "shadow", "fd.nameraw": "/etc/shadow", "proc.name": "cat", "proc.exepath": "/usr/bin/cat",

@@ -1,0 +1,41 @@
+"""What travels between the framework's stages: an alert and the Kafka records it answers for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Alert = dict[str, Any]
+
+
+@dataclass(frozen=True, order=True)
+class SourceOffset:
+    """A record on the alerts topic; committed only once every alert built from it is delivered."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+@dataclass
+class Pending:
+    """One alert to deliver, and every record it stands for (several once aggregated)."""
+
+    alert: Alert
+    sources: list[SourceOffset] = field(default_factory=list)
+
+    @property
+    def uuid(self) -> str:
+        return str(self.alert.get("uuid", ""))
+
+
+class DeliveryError(Exception):
+    """A destination refused or did not answer; `retryable=False` sends the alert straight to the dead-letter topic."""
+
+    def __init__(self, reason: str, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable

@@ -1,0 +1,313 @@
+"""Read side of the store: filters, counts, timeline, event pages and detail.
+
+Counts and timelines are answered from the count cubes whenever the filter allows it (no full-text term, at
+most one tag): a range is split into whole days, hours and minutes read from the cubes, plus the sub-minute
+edges read from the raw rows, so the answer is exact and its cost does not grow with the number of alerts.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from outputs.ui.alert_row import PRIORITIES, row_to_alert
+from outputs.ui.store import GRAINS, NS
+
+DIMENSIONS = ("priority", "rule", "hostname", "source", "tag")
+# Timeline steps (s): the smallest giving at most ~MAX_BUCKETS bars over the range.
+STEPS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
+MAX_BUCKETS = 120
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$")
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class QueryError(ValueError):
+    """A bad query parameter, phrased for the API client (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """What the user is looking at: a time range [start, end) in ns plus optional dimension filters (OR within)."""
+
+    start_ns: int
+    end_ns: int
+    priorities: tuple[int, ...] = ()
+    rules: tuple[str, ...] = ()
+    hostnames: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    text: str = ""
+
+    def cube_ok(self, group: str | None) -> bool:
+        return not self.text and (not self.tags or (len(self.tags) == 1 and group != "tag"))
+
+
+def parse_since(text: str) -> int:
+    m = _SINCE.match(text)
+    if not m:
+        raise QueryError(f"since: '{text}' is not a duration like 15m, 24h, 7d")
+    return int(float(m.group(1)) * _UNITS[m.group(2)] * NS)
+
+
+def parse_instant(text: str, name: str) -> int:
+    """Epoch seconds (int/float) or RFC 3339 ('2024-05-01T12:00:00Z', any fraction, optional offset)."""
+    from datetime import datetime
+
+    try:
+        return int(float(text) * NS)
+    except ValueError:
+        pass
+    try:
+        head, _, tail = text.replace("Z", "+00:00").partition(".")
+        frac, offset = (re.match(r"(\d*)(.*)", tail).groups() if tail else ("", ""))  # type: ignore[union-attr]
+        dt = datetime.fromisoformat(head + offset)
+        if dt.tzinfo is None:
+            raise ValueError("no time zone")
+        return int(dt.timestamp()) * NS + int((frac + "000000000")[:9])
+    except ValueError:
+        raise QueryError(f"{name}: '{text}' is neither epoch seconds nor RFC 3339 with a time zone") from None
+
+
+def filter_from_params(params: Any, now_ns: int | None = None) -> AlertFilter:
+    """Query-string parameters (a MultiDict) to a filter; repeated keys mean OR (priority=Error&priority=Critical)."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    end = parse_instant(params["to"], "to") if params.get("to") else now_ns
+    if params.get("from"):
+        start = parse_instant(params["from"], "from")
+    else:
+        start = end - parse_since(params.get("since") or "24h")
+    if start >= end:
+        raise QueryError("from: must be before 'to'")
+    priorities: set[int] = set()
+    for name in _many(params, "priority"):
+        if name.lower() in ("info",):
+            name = "Informational"
+        matches = [i for i, p in enumerate(PRIORITIES) if p.lower() == name.lower()]
+        if not matches:
+            raise QueryError(f"priority: '{name}' is not one of {', '.join(PRIORITIES)}")
+        priorities.add(matches[0])
+    if params.get("min_priority"):
+        floor = [i for i, p in enumerate(PRIORITIES) if p.lower() == params["min_priority"].lower()]
+        if not floor:
+            raise QueryError(f"min_priority: '{params['min_priority']}' is not one of {', '.join(PRIORITIES)}")
+        allowed = set(range(floor[0] + 1))
+        priorities = (priorities & allowed) if priorities else allowed
+    return AlertFilter(
+        start_ns=start, end_ns=end, priorities=tuple(sorted(priorities)),
+        rules=_many(params, "rule"), hostnames=_many(params, "hostname"), sources=_many(params, "source"),
+        tags=_many(params, "tag"), text=(params.get("q") or "").strip())
+
+
+def _many(params: Any, key: str) -> tuple[str, ...]:
+    values = params.getall(key, []) if hasattr(params, "getall") else params.get(key, [])
+    if isinstance(values, str):
+        values = [values]
+    return tuple(dict.fromkeys(v for v in values if v != ""))
+
+
+def fts_query(text: str) -> str:
+    """User text to an FTS5 query that cannot be a syntax error: each word a quoted phrase (trailing * = prefix)."""
+    phrases = []
+    for word in text.split():
+        prefix = word.endswith("*") and len(word) > 1
+        core = word.rstrip("*") if prefix else word
+        if not any(ch.isalnum() for ch in core):
+            continue
+        phrases.append('"' + core.replace('"', '""') + '"' + ("*" if prefix else ""))
+    return " ".join(phrases)
+
+
+@dataclass
+class _Where:
+    sql: list[str] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)
+
+    def add_in(self, column: str, values: tuple[Any, ...]) -> None:
+        if values:
+            self.sql.append(f"{column} IN ({','.join('?' * len(values))})")
+            self.params.extend(values)
+
+    def render(self) -> str:
+        return " AND ".join(self.sql) if self.sql else "1"
+
+
+def _raw_where(f: AlertFilter, start: int, end: int) -> _Where:
+    w = _Where(["a.ts >= ?", "a.ts < ?"], [start, end])
+    w.add_in("a.priority", f.priorities)
+    w.add_in("a.rule", f.rules)
+    w.add_in("a.hostname", f.hostnames)
+    w.add_in("a.source", f.sources)
+    if f.tags:
+        w.sql.append(f"a.id IN (SELECT alert_id FROM alert_tags WHERE tag IN ({','.join('?' * len(f.tags))}))")
+        w.params.extend(f.tags)
+    if f.text:
+        query = fts_query(f.text)
+        if not query:
+            w.sql.append("0")
+        else:
+            w.sql.append("a.id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ?)")
+            w.params.append(query)
+    return w
+
+
+def split_range(start: int, end: int, grains: tuple[int, ...]) -> list[tuple[int | None, int, int]]:
+    """[start, end) as segments (grain or None for raw rows, start, end): whole coarse buckets in the middle."""
+    if start >= end:
+        return []
+    if not grains:
+        return [(None, start, end)]
+    width = grains[0] * NS
+    first = -(-start // width) * width
+    last = (end // width) * width
+    if first >= last:
+        return split_range(start, end, grains[1:])
+    return split_range(start, first, grains[1:]) + [(grains[0], first, last)] + split_range(last, end, grains[1:])
+
+
+_GROUP_COLUMN = {"priority": "priority", "rule": "rule", "hostname": "hostname", "source": "source", "tag": "tag"}
+
+
+def aggregate(conn: sqlite3.Connection, f: AlertFilter, group: str | None,
+              step: int | None = None) -> Counter[tuple[int, Any]]:
+    """Counts keyed by (bucket start in s, group value); bucket is 0 without a step, value None without a group."""
+    if group is not None and group not in _GROUP_COLUMN:
+        raise QueryError(f"group: '{group}' is not one of {', '.join(DIMENSIONS)}")
+    grains = tuple(g for g in GRAINS if step is None or step % g == 0) if f.cube_ok(group) else ()
+    result: Counter[tuple[int, Any]] = Counter()
+    for grain, a, b in split_range(f.start_ns, f.end_ns, grains):
+        sql, params = (_raw_sql(f, group, step, a, b) if grain is None else _cube_sql(f, group, step, grain, a, b))
+        for row in conn.execute(sql, params):
+            result[(row["b"], row["g"])] += row["n"]
+    return result
+
+
+def _raw_sql(f: AlertFilter, group: str | None, step: int | None, a: int, b: int) -> tuple[str, list[Any]]:
+    w = _raw_where(f, a, b)
+    bucket = f"(a.ts / {step * NS}) * {step}" if step else "0"
+    if group == "tag":
+        return (f"""SELECT {bucket} AS b, t.tag AS g, count(*) AS n FROM alerts a
+                    JOIN alert_tags t ON t.alert_id = a.id WHERE {w.render()} GROUP BY 1, 2""", w.params)
+    col = f"a.{group}" if group else "NULL"
+    return f"SELECT {bucket} AS b, {col} AS g, count(*) AS n FROM alerts a WHERE {w.render()} GROUP BY 1, 2", w.params
+
+
+def _cube_sql(f: AlertFilter, group: str | None, step: int | None, grain: int, a: int,
+              b: int) -> tuple[str, list[Any]]:
+    use_tags = group == "tag" or bool(f.tags)
+    table = f"tagcube_{grain}" if use_tags else f"cube_{grain}"
+    w = _Where(["bucket >= ?", "bucket < ?"], [a // NS, b // NS])
+    w.add_in("priority", f.priorities)
+    w.add_in("rule", f.rules)
+    w.add_in("hostname", f.hostnames)
+    w.add_in("source", f.sources)
+    w.add_in("tag", f.tags)
+    bucket = f"(bucket / {step}) * {step}" if step else "0"
+    col = _GROUP_COLUMN[group] if group else "NULL"
+    return f"SELECT {bucket} AS b, {col} AS g, sum(n) AS n FROM {table} WHERE {w.render()} GROUP BY 1, 2", w.params
+
+
+def counts(conn: sqlite3.Connection, f: AlertFilter, top: int = 50) -> dict[str, Any]:
+    """Totals by each dimension over the range, biggest first, with the remainder beyond `top` as `other`."""
+    total = sum(aggregate(conn, f, None).values())
+    by: dict[str, Any] = {}
+    for dim in DIMENSIONS:
+        agg = aggregate(conn, f, dim)
+        items = sorted(((v, n) for (_, v), n in agg.items() if n > 0), key=lambda x: (-x[1], str(x[0])))
+        if dim == "priority":
+            items = sorted(items, key=lambda x: x[0])
+            rows = [{"value": PRIORITIES[v], "count": n} for v, n in items]
+        else:
+            rows = [{"value": v, "count": n} for v, n in items[:top]]
+        by[dim] = {"values": rows, "distinct": len(items), "other": sum(n for _, n in items[top:]) if dim != "priority" else 0}
+    return {"total": total, "by": by}
+
+
+def choose_step(start_ns: int, end_ns: int) -> int:
+    span = (end_ns - start_ns) / NS
+    for step in STEPS:
+        if span / step <= MAX_BUCKETS:
+            return step
+    return STEPS[-1]
+
+
+def timeline(conn: sqlite3.Connection, f: AlertFilter, step: int | None = None) -> dict[str, Any]:
+    """Counts per time bucket and priority, every bucket of the range present (zeros included) for the chart."""
+    step = step or choose_step(f.start_ns, f.end_ns)
+    first = (f.start_ns // NS // step) * step
+    last = ((f.end_ns - 1) // NS // step) * step
+    starts = list(range(first, last + 1, step))
+    index = {b: i for i, b in enumerate(starts)}
+    series: dict[str, list[int]] = {}
+    for (bucket, prio), n in aggregate(conn, f, "priority", step).items():
+        if n > 0 and bucket in index:
+            series.setdefault(PRIORITIES[prio], [0] * len(starts))[index[bucket]] += n
+    ordered = {p: series[p] for p in PRIORITIES if p in series}
+    return {"step": step, "start": first, "buckets": len(starts), "series": ordered,
+            "range": {"from": f.start_ns // NS, "to": f.end_ns // NS}}
+
+
+_SUMMARY = "a.id, a.uuid, a.ts, a.priority, a.rule, a.hostname, a.source, a.tags, a.output"
+
+
+def encode_cursor(ts: int, rowid: int) -> str:
+    return f"{ts}.{rowid}"
+
+
+def decode_cursor(text: str) -> tuple[int, int]:
+    try:
+        ts, rowid = text.split(".")
+        return int(ts), int(rowid)
+    except ValueError:
+        raise QueryError(f"before: '{text}' is not a cursor returned by this API") from None
+
+
+def _page(conn: sqlite3.Connection, f: AlertFilter, limit: int, before: tuple[int, int] | None,
+          columns: str) -> list[dict[str, Any]]:
+    w = _raw_where(f, f.start_ns, f.end_ns)
+    if before:
+        w.sql.append("(a.ts < ? OR (a.ts = ? AND a.id < ?))")
+        w.params.extend([before[0], before[0], before[1]])
+    sql = f"SELECT {columns} FROM alerts a WHERE {w.render()} ORDER BY a.ts DESC, a.id DESC LIMIT ?"
+    return list(conn.execute(sql, [*w.params, limit]))
+
+
+def events(conn: sqlite3.Connection, f: AlertFilter, limit: int = 100,
+           before: str | None = None, with_total: bool = True) -> dict[str, Any]:
+    """A page of alerts, newest first, with a keyset cursor for the next page (stable while alerts stream in)."""
+    if not 1 <= limit <= 1000:
+        raise QueryError("limit: must be between 1 and 1000")
+    rows = _page(conn, f, limit, decode_cursor(before) if before else None, _SUMMARY)
+    out = []
+    for r in rows:
+        alert = row_to_alert({**r, "fields": "{}", "extra": None})
+        del alert["output_fields"]
+        out.append(alert)
+    page: dict[str, Any] = {"events": out,
+                            "next": encode_cursor(rows[-1]["ts"], rows[-1]["id"]) if len(rows) == limit else None}
+    if with_total:
+        page["total"] = sum(aggregate(conn, f, None).values())
+    return page
+
+
+def iter_alerts(conn: sqlite3.Connection, f: AlertFilter, limit: int, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    """Full alerts matching the filter, newest first, up to `limit` (the export)."""
+    cursor: tuple[int, int] | None = None
+    left = limit
+    while left > 0:
+        rows = _page(conn, f, min(batch, left), cursor, "a.*")
+        for r in rows:
+            yield row_to_alert(r)
+        if len(rows) < min(batch, left):
+            return
+        left -= len(rows)
+        cursor = (rows[-1]["ts"], rows[-1]["id"])
+
+
+def event(conn: sqlite3.Connection, uuid: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM alerts WHERE uuid = ?", (uuid,)).fetchone()
+    return row_to_alert(row) if row else None

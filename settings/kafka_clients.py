@@ -7,6 +7,7 @@ user `$ConnectionString`, gzip only, records below 1,046,528 bytes, connections 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +212,11 @@ def _first_clause(text: str) -> str:
     return line.split(" (after ", 1)[0].strip()
 
 
+_PROBE_LOG = logging.getLogger("peregrine.kafka.probe")
+_PROBE_LOG.addHandler(logging.NullHandler())
+_PROBE_LOG.propagate = False
+
+
 def probe(kafka: KafkaConfig, timeout_s: float = 15.0) -> list[str]:
     """Connect and authenticate like our clients do; return the topic names or raise KafkaConnectError (one line)."""
     from confluent_kafka import KafkaError
@@ -220,6 +226,7 @@ def probe(kafka: KafkaConfig, timeout_s: float = 15.0) -> list[str]:
     last: Any = "no answer"
     conf = admin_config(kafka)
     conf["error_cb"] = errors.append
+    conf["logger"] = _PROBE_LOG  # the one-line error below replaces librdkafka's retry spam
     admin = AdminClient(conf)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -227,6 +234,7 @@ def probe(kafka: KafkaConfig, timeout_s: float = 15.0) -> list[str]:
             return sorted(admin.list_topics(timeout=min(2.0, max(0.1, deadline - time.monotonic()))).topics)
         except Exception as exc:  # KafkaException: the cause is in error_cb
             last = exc.args[0] if exc.args else exc
+        admin.poll(0.1)  # serves error_cb
         fatal = [e for e in errors if getattr(e, "code", lambda: None)() == KafkaError._AUTHENTICATION]
         if fatal:
             raise KafkaConnectError(explain_kafka_error(fatal[-1], kafka))

@@ -34,14 +34,33 @@ def local_rule_texts(paths: list[str]) -> dict[str, str]:
     return texts
 
 
+def engine_config(cfg: Config) -> Any:
+    """The engine-relevant part of peregrine.yaml, in Falco's falco.yaml key names."""
+    import dataclasses
+
+    from processor.engine.engine import EngineConfig
+
+    return EngineConfig.from_falco_yaml({
+        "priority": cfg.priority, "rule_matching": cfg.rule_matching, "rules": cfg.rules,
+        "time_format_iso_8601": cfg.time_format_iso_8601,
+        "append_output": [dataclasses.asdict(a) for a in cfg.append_output],
+    })
+
+
 def build_engine(cfg: Config, texts: dict[str, str]) -> tuple[Any | None, Any]:
     """A fresh engine with these files, or (None, report) when they do not load."""
     from processor.engine.engine import RulesEngine
 
-    engine = RulesEngine(rule_matching=cfg.rule_matching, append_output=[vars(a) for a in cfg.append_output],
-                         min_priority=cfg.priority, rules_selection=cfg.rules)
+    engine = RulesEngine(engine_config(cfg))
     result = engine.load_rules_content(list(texts.items()))
-    return (engine if result.successful else None), result
+    if not result.successful:
+        result = result.as_text(texts) if _takes_contents(result) else result
+        return None, result
+    return engine, result
+
+
+def _takes_contents(result: Any) -> bool:
+    return callable(getattr(result, "as_text", None))
 
 
 @dataclass
@@ -93,11 +112,7 @@ class RulesHolder:
 
 
 def _report_text(result: Any) -> str:
-    for attr in ("as_text", "text", "to_text"):
-        fn = getattr(result, attr, None)
-        if callable(fn):
-            return str(fn())
-    return str(result)
+    return result if isinstance(result, str) else str(result)
 
 
 def watch_rules_topic(holder: RulesHolder, stop: threading.Event) -> threading.Thread:

@@ -50,7 +50,8 @@ def build_app(cfg: Config, rules_files: list[str]) -> faust.App:
     events_topic = app.topic(k.topics.events, partitions=k.events_partitions, **raw)  # type: ignore[arg-type]
     alerts_topic = app.topic(k.topics.alerts, **raw)  # type: ignore[arg-type]
     dlq_topic = app.topic(k.topics.events_dlq, **raw)  # type: ignore[arg-type]
-    table_opts = {"partitions": k.events_partitions, "key_serializer": "json", "value_serializer": "json"}
+    # Keys "<host>|<id>" (raw utf-8), values JSON dicts: the app's default key/value serializers.
+    table_opts = {"partitions": k.events_partitions, "key_type": str}
     procs = app.Table("proctable", default=None, **table_opts)  # type: ignore[arg-type]
     users = app.Table("users", default=None, **table_opts)  # type: ignore[arg-type]
     containers = app.Table("containers", default=None, **table_opts)  # type: ignore[arg-type]

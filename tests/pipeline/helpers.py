@@ -1,0 +1,92 @@
+"""Running the real roles as subprocesses against the session broker, and reading the real alerts topic."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from confluent_kafka import Consumer, Producer
+
+from schemas.codec import encode_batch, event_batch_fingerprint
+from settings.config import Config
+from settings.kafka_clients import consumer_config, producer_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_config(cfg: Config, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    return path
+
+
+def spawn(config_file: Path, *argv: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "peregrine_cli.main", "-c", str(config_file), *argv],
+                                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def produce_batches(cfg: Config, batches: list[dict[str, Any]]) -> None:
+    producer = Producer(producer_config(cfg.kafka))
+    for b in batches:
+        producer.produce(cfg.kafka.topics.events, key=b["hostname"].encode(), value=encode_batch(b),
+                         headers=[("peregrine.schema", event_batch_fingerprint().encode())])
+    assert producer.flush(30) == 0
+
+
+def alerts_consumer(cfg: Config) -> Consumer:
+    c = Consumer(consumer_config(cfg.kafka, group_id=f"test-{uuid.uuid4().hex[:8]}"))
+    c.subscribe([cfg.kafka.topics.alerts])
+    return c
+
+
+def read_alerts(consumer: Consumer, until: Any, timeout: float = 60.0,
+                procs: tuple[subprocess.Popen[bytes], ...] = ()) -> list[dict[str, Any]]:
+    """Read alerts until `until(alerts)` is true, the timeout passes or one of `procs` dies; returns what was read."""
+    alerts: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(alerts):
+        if any(p.poll() is not None for p in procs):
+            break
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error():
+            continue
+        alerts.append(orjson.loads(msg.value()))
+    return alerts
+
+
+def event(ts: int, etype: str, pid: int, *, ppid: int = 0, uid: int = 0, comm: str = "", res: int = 0,
+          args: dict[str, str] | None = None, proc: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"ts": ts, "type": etype, "tid": pid, "pid": pid, "ppid": ppid, "uid": uid, "gid": 0, "euid": uid,
+            "loginuid": 1000, "comm": comm, "res": res, "args": args or {}, "proc": proc}
+
+
+def proc_info(exepath: str, args: list[str], cwd: str = "/root", tty: int = 34816) -> dict[str, Any]:
+    return {"exe": args[0], "exepath": exepath, "args": args, "args_truncated": False, "cwd": cwd, "tty": tty,
+            "sid": 0, "pgid": 0, "vpid": 0, "start_ts": 0, "env": [], "container_id": "", "cap_permitted": 0,
+            "cap_effective": 0, "cap_inheritable": 0, "exe_from_memfd": False, "exe_upper_layer": False,
+            "exe_ino_ctime": 0, "exe_ino_mtime": 0}
+
+
+def batch(host: str, first_seq: int, events: list[dict[str, Any]], batch_seq: int = 0) -> dict[str, Any]:
+    return {"hostname": host, "sensor_id": f"{host}-test", "batch_seq": batch_seq, "first_seq": first_seq,
+            "events": events}

@@ -88,23 +88,47 @@ class LiveSource:
 
 @dataclass
 class ReplaySource:
-    """A recording fed as if live (events unchanged, as fast as the pipeline takes them)."""
+    """A recording fed as if live: events unchanged, as fast as the pipeline takes them, or, with `speed`,
+    at the recorded pace (speed 1.0 = the original timing, from the events' timestamps)."""
 
     path: Path
     chunk: int = 4096
+    speed: float | None = None
     finished: bool = False
     _chunks: Iterator[list[dict[str, Any]]] | None = None
+    _held: list[dict[str, Any]] = field(default_factory=list)
+    _origin: tuple[int, float] | None = None  # (first event ts, wall clock at start)
 
     def start(self) -> None:
         self._chunks = read_recording(self.path, self.chunk)
 
-    def poll(self, timeout_ms: int) -> list[dict[str, Any]]:
+    def _next_chunk(self) -> list[dict[str, Any]]:
         assert self._chunks is not None
         try:
             return next(self._chunks)
         except StopIteration:
-            self.finished = True
             return []
+
+    def poll(self, timeout_ms: int) -> list[dict[str, Any]]:
+        if not self._held:
+            self._held = self._next_chunk()
+            if not self._held:
+                self.finished = True
+                return []
+        if self.speed is None:
+            events, self._held = self._held, []
+            return events
+        if self._origin is None:
+            self._origin = (int(self._held[0]["ts"]), time.monotonic())
+        first_ts, wall0 = self._origin
+        due_ts = first_ts + int((time.monotonic() - wall0) * self.speed * 1e9)
+        n = next((i for i, e in enumerate(self._held) if e["ts"] > due_ts), len(self._held))
+        if n == 0:
+            wait_s = (self._held[0]["ts"] - due_ts) / 1e9 / self.speed
+            time.sleep(min(wait_s, timeout_ms / 1000.0))
+            return []
+        events, self._held = self._held[:n], self._held[n:]
+        return events
 
     def drops(self) -> dict[str, int]:
         return {}

@@ -158,7 +158,7 @@ class Batcher:
         if not self._pending or self._opened_at is None:
             return False
         now = time.monotonic() if now is None else now
-        return (now - self._opened_at) * 1000.0 >= self.limits.linger_ms
+        return (now - self._opened_at) * 1000.0 >= self.limits.linger_ms - 1e-6
 
     def time_to_due_ms(self, now: float | None = None) -> float:
         if not self._pending or self._opened_at is None:

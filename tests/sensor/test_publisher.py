@@ -1,0 +1,77 @@
+"""Publishing to the real broker: batches read back decoded, in order, keyed by host, with the schema header."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from schemas.codec import SCHEMA_HEADER, decode_batch, event_batch_fingerprint
+from sensor.batcher import Batcher, BatchLimits, SeqStore
+from sensor.metrics import SensorMetrics
+from sensor.publisher import InFlight, Publisher
+from settings.config import Config
+from settings.kafka_clients import consumer_config
+from tests.sensor.test_batcher import make_event
+
+pytestmark = pytest.mark.kafka
+
+
+def read_topic(cfg: Config, topic: str, until_events: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """Every record of the topic from the start, decoded, with key/headers/partition kept (poll until enough)."""
+    consumer = Consumer(consumer_config(cfg.kafka, f"reader-{time.monotonic_ns()}"))
+    meta = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while sum(len(r["batch"]["events"]) for r in out) < until_events and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            out.append({"batch": decode_batch(msg.value()), "key": msg.key(), "headers": dict(msg.headers() or []),
+                        "partition": msg.partition(), "offset": msg.offset(), "size": len(msg.value())})
+    finally:
+        consumer.close()
+    return out
+
+
+def test_published_batches_read_back_in_order(kafka_config: Config, tmp_path: Path) -> None:
+    metrics = SensorMetrics()
+    delivered: list[int] = []
+    publisher = Publisher(kafka_config.kafka, "host-a", metrics,
+                          on_delivered=lambda item: delivered.append(item.batch.batch_seq))
+    batcher = Batcher("host-a", "host-a/boot", BatchLimits(500, 200_000, 100), SeqStore(tmp_path / "seq.json"))
+    events = [make_event(i, type_="openat" if i % 2 else "close") for i in range(5000)]
+    batches = batcher.add(events) + batcher.flush()
+    for b in batches:
+        assert publisher.produce(b)
+    assert publisher.flush(30) == 0
+
+    records = read_topic(kafka_config, kafka_config.kafka.topics.events, 5000)
+    assert [e["tid"] for r in records for e in r["batch"]["events"]] == list(range(5000))
+    assert {r["key"] for r in records} == {b"host-a"} and len({r["partition"] for r in records}) == 1
+    assert all(r["headers"][SCHEMA_HEADER] == event_batch_fingerprint().encode() for r in records)
+    assert [r["batch"]["batch_seq"] for r in records] == delivered == list(range(len(batches)))
+    assert publisher.failed_records == 0
+    assert metrics.published.labels("openat")._value.get() == 2500
+    assert metrics.records._value.get() == len(batches)
+
+
+def test_a_failed_delivery_is_counted_and_reported(kafka_config: Config, tmp_path: Path) -> None:
+    metrics = SensorMetrics()
+    failed: list[tuple[InFlight, str]] = []
+    kafka = kafka_config.kafka
+    kafka.topics.events = "no-such-topic-for-the-sensor"  # the broker does not auto-create topics
+    publisher = Publisher(kafka, "host-a", metrics, on_failed=lambda item, err: failed.append((item, err.name())),
+                          **{"topic.metadata.propagation.max.ms": 2000})
+    batcher = Batcher("host-a", "s", BatchLimits(10, 100_000, 100), SeqStore(tmp_path / "seq.json"))
+    for b in batcher.add([make_event(i) for i in range(10)]):
+        publisher.produce(b)
+    publisher.flush(30)
+    assert [item.batch.n_events for item, _ in failed] == [10]
+    assert publisher.failed_records == 1
+    assert metrics.delivery_failures.labels(failed[0][1])._value.get() == 1

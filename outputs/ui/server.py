@@ -189,7 +189,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     if not await loop.run_in_executor(None, request.app[_TOKEN_KEY].verify, token):
         await asyncio.sleep(0.5)  # on top of scrypt: make online guessing slower still
         return _login_page(status=401, next_path=next_path, error="Wrong access token.")
-    response = web.HTTPSeeOther(_safe_next(next_path))
+    response = web.Response(status=303, headers={"Location": _safe_next(next_path)})
     response.set_cookie(SESSION_COOKIE, request.app[_SESSIONS_KEY].create(), httponly=True, samesite="Strict",
                         path="/", max_age=SESSION_TTL_S, secure=request.secure)
     return response
@@ -197,7 +197,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     request.app[_SESSIONS_KEY].drop(request.cookies.get(SESSION_COOKIE))
-    response = web.HTTPSeeOther("/login")
+    response = web.Response(status=303, headers={"Location": "/login"})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 

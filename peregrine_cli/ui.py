@@ -1,0 +1,42 @@
+"""`peregrine ui`: the web dashboard and event explorer over the alerts topic."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from peregrine_cli.common import config_from_args, fail
+
+
+def register(subparsers: Any) -> None:
+    from outputs.ui.server import DEFAULT_PORT
+
+    p = subparsers.add_parser("ui", help="web UI: dashboard, event explorer, export (own consumer of the alerts topic)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
+    p.add_argument("--listen", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--db", help="SQLite store (default <state_dir>/ui/alerts.db)")
+    p.add_argument("--retention-days", type=float, default=7.0, help="drop alerts older than this (default 7)")
+    p.add_argument("--max-alerts", type=int, default=5_000_000, help="keep at most this many alerts (default 5,000,000)")
+    p.add_argument("--reset-token", action="store_true", help="generate a new access token (the old one stops working)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from outputs.ui.server import run_ui
+    from outputs.ui.store import Retention
+
+    cfg = config_from_args(args)
+    if args.retention_days <= 0 or args.max_alerts <= 0:
+        fail("--retention-days and --max-alerts must be positive")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run_ui(cfg, args.port, args.listen, args.db, stop, reset_token=args.reset_token,
+               retention=Retention(days=args.retention_days, max_rows=args.max_alerts))
+    except OSError as exc:
+        fail(f"ui: cannot listen on {args.listen}:{args.port}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        stop.set()
+    return 0

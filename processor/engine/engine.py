@@ -8,7 +8,7 @@ file with errors stops the load, and a failed load leaves the previously loaded 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,11 +53,14 @@ def default_sources() -> dict[str, SourceSupport]:
         from processor.engine.evttypes import event_types
     except ImportError:  # until the evt.type resolver exists every rule is checked against every event
         event_types = None  # type: ignore[assignment]
+    def compiler_for(source: str) -> Callable[[Any], object]:
+        return lambda node: compile_filter(node, source=source)
+
     out: dict[str, SourceSupport] = {}
     for source in sorted(known_sources()):
         out[source] = SourceSupport(
             field_defined=field_check(source),
-            compile_filter=lambda node, s=source: compile_filter(node, source=s),
+            compile_filter=compiler_for(source),
             event_types=event_types if source == SYSCALL_SOURCE else None,
         )
     return out

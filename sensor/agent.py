@@ -263,9 +263,9 @@ class Agent:
                                   "set sensor.metrics_port") from exc
         self.source.start()
 
-    def run(self) -> int:
+    def run(self, install_signals: bool = True) -> int:
         """Start, loop until stopped (signal, or the end of a replay), then flush everything."""
-        if threading.current_thread() is threading.main_thread():
+        if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self.request_stop)
             signal.signal(signal.SIGTERM, self.request_stop)
         self.start()

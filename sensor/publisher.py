@@ -65,6 +65,7 @@ class Publisher:
             "message.timeout.ms": 0,  # never expire: order and completeness over an outage
             "error_cb": self._on_error,
             "client.id": f"peregrine-sensor-{hostname}",
+            "logger": logging.getLogger("sensor.kafka"),
         })
         if not conf.get("enable.idempotence"):
             conf["max.in.flight.requests.per.connection"] = 1  # retries must not reorder without idempotence

@@ -74,6 +74,8 @@ class SensorMetrics:
     def sync_drops(self, totals: Mapping[str, int]) -> None:
         """Fold cumulative counters (from the capture) into the drop counter, by their increase."""
         for reason, total in totals.items():
+            if not reason.startswith("n_drops_"):
+                continue  # information, not loss (e.g. n_args_truncated)
             delta = total - self._drop_seen.get(reason, 0)
             if delta > 0:
                 self.drop(reason.removeprefix("n_drops_"), delta)

@@ -182,6 +182,9 @@ class OutputWorker:
             now = time.monotonic()
             failing_since = failing_since or now
             waited = now - failing_since
+            if not error.retryable and error.rejected is not None:
+                self._partially_delivered(chunk, error.rejected, attempt)
+                return
             if not error.retryable or waited >= policy.give_up_after:
                 kind = "rejected" if not error.retryable else "gave_up"
                 self.log.error("%s: %d alert(s) dead-lettered to %s (%s after %d attempt(s), %.0fs): %s",
@@ -200,6 +203,17 @@ class OutputWorker:
             metrics.RETRIED.labels(*self.labels).inc(len(chunk))
             self._pause()
             self._wait_paused(max(0.0, delay))
+
+    def _partially_delivered(self, chunk: list[Pending], rejected: dict[int, str], attempts: int) -> None:
+        refused = [p for i, p in enumerate(chunk) if i in rejected]
+        delivered = len(chunk) - len(refused)
+        metrics.SENT.labels(*self.labels).inc(delivered)
+        metrics.OUTPUTS.labels(self.spec.name, "ok").inc(delivered)
+        self.log.error("%s: %d of %d alert(s) refused by the destination, dead-lettered to %s: %s", self.spec.name,
+                       len(refused), len(chunk), self.dlq_topic, next(iter(rejected.values()), ""))
+        self._dead_letter([DeadLetter("rejected", rejected[i], p.sources, alert=p.alert, attempts=attempts)
+                           for i, p in enumerate(chunk) if i in rejected])
+        self._settle(chunk)
 
     def _settle(self, chunk: list[Pending], delivered: bool = True) -> None:
         for p in chunk:

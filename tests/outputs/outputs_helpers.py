@@ -53,10 +53,14 @@ def read_topic(cfg: Config, topic: str, count: int, timeout: float = 60.0) -> li
         while len(out) < count and time.monotonic() < deadline:
             for msg in consumer.consume(100, 0.5):
                 if msg.error() is None:
-                    out.append((orjson.loads(msg.value()), dict(msg.headers() or [])))
+                    out.append((orjson.loads(msg.value() or b"null"), _headers(msg)))
     finally:
         consumer.close()
     return out
+
+
+def _headers(msg: Any) -> dict[str, bytes]:
+    return {str(k): (v.encode() if isinstance(v, str) else bytes(v or b"")) for k, v in (msg.headers() or [])}
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:

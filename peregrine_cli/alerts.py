@@ -6,7 +6,7 @@ import argparse
 import sys
 import uuid
 
-from peregrine_cli.common import config_from_args
+from peregrine_cli.common import config_from_args, require_kafka
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,6 +29,7 @@ def run_tail(args: argparse.Namespace) -> int:
     from settings.kafka_clients import consumer_config
 
     cfg = config_from_args(args)
+    require_kafka(cfg)
     # A throwaway group: tailing never moves any real consumer's offsets.
     conf = consumer_config(cfg.kafka, group_id=f"peregrine-tail-{uuid.uuid4().hex[:8]}",
                            **{"auto.offset.reset": "earliest" if args.from_beginning else "latest"})

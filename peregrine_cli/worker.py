@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from peregrine_cli.common import config_from_args
+from peregrine_cli.common import config_from_args, require_kafka
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from processor.worker import run_worker
 
     cfg = config_from_args(args)
+    require_kafka(cfg)
     if args.metrics_port is not None:
         cfg.worker.metrics_port = args.metrics_port
     return run_worker(cfg, args.rules or cfg.rules_files, args.loglevel)

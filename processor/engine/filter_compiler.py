@@ -25,10 +25,12 @@ from processor.engine.ast import (
     Or,
     StrValue,
     Transformer,
+    as_string,
 )
 from processor.engine.fields import (
     BUFFER_TYPES,
     IP_TYPES,
+    NUMERIC_TYPES,
     STRING_TYPES,
     FieldDef,
     lookup_field,
@@ -94,14 +96,52 @@ class _Value:
 _SENTINEL = object()
 
 
+class _NoType:
+    """Stands for "no value is already of the right type": every read goes through the converter."""
+
+
+_PYTHON_TYPE: dict[str, type] = {
+    **{t: str for t in STRING_TYPES}, **{t: int for t in NUMERIC_TYPES if t != "double"}, "double": float,
+    "bool": bool, "bytebuf": bytes,
+}
+
+
 class _Compiler:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, inline_reads: bool = True) -> None:
         self.source = source
+        # inline reads save a call per field and event; rulesets share reads, so they prefer short code
+        self.inline_reads = inline_reads
         self.consts: dict[str, Any] = {"_U": _SENTINEL}
         self.slots: dict[str, str] = {}  # reader identity -> local variable
         self.keys: set[str] = set()
+        self.source_code = ""
         self.subfunctions: list[str] = []
         self._ids = itertools.count()
+        # subtrees that occur more than once (expanded macros): evaluated once per event into `mN`
+        self.texts: dict[int, str] = {}
+        self.shared: set[str] = set()
+        self.memos: dict[str, str] = {}
+        self.memo_code: dict[str, str] = {}
+
+    def find_shared(self, roots: list[Node]) -> None:
+        """Canonical text of every boolean subtree, and which ones repeat (the same macro used twice)."""
+        counts: dict[str, int] = {}
+
+        def visit(node: Node) -> str:
+            if isinstance(node, And | Or):
+                op = " and " if isinstance(node, And) else " or "
+                text = "(" + op.join(visit(c) for c in node.children) + ")"
+            elif isinstance(node, Not):
+                text = "not " + visit(node.child)
+            else:
+                return as_string(node)
+            self.texts[id(node)] = text
+            counts[text] = counts.get(text, 0) + 1
+            return text
+
+        for root in roots:
+            visit(root)
+        self.shared = {text for text, n in counts.items() if n > 1}
 
     def const(self, value: Any, prefix: str = "_c") -> str:
         name = f"{prefix}{next(self._ids)}"
@@ -111,6 +151,16 @@ class _Compiler:
     # -- boolean structure ------------------------------------------------------------------------
 
     def node(self, node: Node, depth: int = 0) -> str:
+        key = self.texts.get(id(node)) if not isinstance(node, Check) else None
+        if key is not None and key in self.shared:
+            var = self.memos.get(key)
+            if var is None:
+                var = self.memos[key] = f"m{len(self.memos)}"
+                self.memo_code[var] = self._node(node, depth)
+            return f"({var} if {var} is not _U else ({var} := {self.memo_code[var]}))"
+        return self._node(node, depth)
+
+    def _node(self, node: Node, depth: int) -> str:
         if depth and depth % _SPLIT_DEPTH == 0 and not isinstance(node, Check):
             name = f"_s{next(self._ids)}"
             body = self.node(node, depth + 1)
@@ -159,7 +209,23 @@ class _Compiler:
             return self._loaded(key, reader, fdef.type, "scalar")
         if fdef.is_list:
             return self._loaded(key, _plain_reader(key, list_coercer(fdef.type)), fdef.type, "list")
-        return self._loaded(key, _plain_reader(key, coercer(fdef.type)), fdef.type, "scalar")
+        return self._inline_loaded(key, fdef.type)
+
+    def _inline_loaded(self, key: str, type_: str) -> _Value:
+        """A plain field read inline: `get(key)`, converted only when not already the field's Python type."""
+        identity = f"scalar:{key}"
+        if not self.inline_reads:
+            return self._loaded(key, _plain_reader(key, coercer(type_)), type_, "scalar")
+        var = self.slots.get(identity)
+        if var is None:
+            var = f"f{len(self.slots)}"
+            self.slots[identity] = var
+            self.consts[f"_k{var}"] = key
+            self.consts[f"_v{var}"] = coercer(type_)
+            self.consts[f"_t{var}"] = _PYTHON_TYPE.get(type_, _NoType)
+        read = f"(_x if (_x := get(_k{var})).__class__ is _t{var} or _x is None else _v{var}(_x))"
+        code = f"({var} if {var} is not _U else ({var} := {read}))"
+        return _Value(code, type_, "scalar", var)
 
     def _loaded(self, key: str, reader: Callable[[Any], Any], type_: str, mode: Mode) -> _Value:
         code = self.load(f"{mode}:{key}", reader)
@@ -341,21 +407,30 @@ class _Compiler:
     # -- assembly ---------------------------------------------------------------------------------
 
     def build(self, node: Node) -> tuple[Callable[[Any], bool], str]:
+        self.find_shared([node])
         body = self.node(node)
-        slots = list(self.slots.values())
-        lines = ["def _match(ev):", "    get = ev.get"]
-        if slots:
-            lines.append("    " + " = ".join(slots) + " = _U")
-        slot_list = ", ".join(slots) if slots else "get"
-        for sub in self.subfunctions:
-            for line in sub.replace("{slots}", slot_list).splitlines():
-                lines.append("    " + line)
-        lines.append(f"    return bool({body})" if not body.startswith("(") else f"    return {body}")
-        params = ", ".join(self.consts)
-        source = f"def _factory({params}):\n" + "\n".join("    " + line for line in lines) + "\n    return _match\n"
+        ret = f"return {body}" if body.startswith("(") else f"return bool({body})"
+        functions = self.assemble({"_match": [ret]})
+        return functions["_match"], self.source_code
+
+    def assemble(self, bodies: dict[str, list[str]], params: str = "ev") -> dict[str, Any]:
+        """Defines each function (name -> body lines) in one factory sharing the compiled constants."""
+        local_vars = list(self.slots.values()) + list(self.memos.values())
+        nonlocal_list = ", ".join(local_vars) if local_vars else "get"
+        lines: list[str] = []
+        for name, body in bodies.items():
+            lines += [f"def {name}({params}):", "    get = ev.get"]
+            if local_vars:
+                lines.append("    " + " = ".join(local_vars) + " = _U")
+            for sub in self.subfunctions:
+                lines += ["    " + line for line in sub.replace("{slots}", nonlocal_list).splitlines()]
+            lines += ["    " + line for line in body]
+        names = ", ".join(bodies)
+        self.source_code = (f"def _factory({', '.join(self.consts)}):\n" + "\n".join("    " + line for line in lines)
+                            + f"\n    return {names},\n")
         namespace: dict[str, Any] = {}
-        exec(compile(source, "<peregrine-condition>", "exec"), namespace)  # noqa: S102 - generated code
-        return namespace["_factory"](**self.consts), source
+        exec(compile(self.source_code, "<peregrine-condition>", "exec"), namespace)  # noqa: S102 - generated
+        return dict(zip(bodies, namespace["_factory"](**self.consts), strict=True))
 
 
 def _plain_reader(key: str, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -431,3 +506,35 @@ def compile_filter(node: Node, source: str = "syscall") -> CompiledFilter:
     compiler = _Compiler(source)
     match, code = compiler.build(node)
     return CompiledFilter(match, frozenset(compiler.keys), code)
+
+
+@dataclass(frozen=True)
+class CompiledRuleset:
+    """Several conditions in one generated function pair, sharing field reads and repeated macros.
+
+    `match_all(event)` lists the indexes of the matching conditions in order; `match_first(event)` is the
+    first one or -1. Evaluating them together reads each event key once for all rules and evaluates a
+    macro that several rules expand (e.g. `spawned_process and container`) once per event.
+    """
+
+    match_all: Callable[[Any], list[int]]
+    match_first: Callable[[Any], int]
+    fields: frozenset[str]
+    source: str
+
+
+def compile_ruleset(nodes: list[Node], source: str = "syscall") -> CompiledRuleset:
+    """Compiles the conditions of the rules for one event type (in evaluation order) together."""
+    compiler = _Compiler(source, inline_reads=False)
+    compiler.find_shared(list(nodes))
+    lines = ["_out = []"]
+    for i, node in enumerate(nodes):
+        lines += [f"if {compiler.node(node)}:", "    if _first:", f"        return [{i}]", f"    _out.append({i})"]
+    lines.append("return _out")
+    match = compiler.assemble({"_match": lines}, params="ev, _first=False")["_match"]
+
+    def match_first(event: Any) -> int:
+        found = match(event, True)
+        return found[0] if found else -1
+
+    return CompiledRuleset(match, match_first, frozenset(compiler.keys), compiler.source_code)

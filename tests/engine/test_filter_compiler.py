@@ -323,3 +323,28 @@ def test_compile_error_position_points_at_the_check() -> None:
 def test_generated_source_has_no_per_event_parsing() -> None:
     f = compile_filter(parse_condition("fd.sip in (10.0.0.1) and proc.name glob 'a*' and proc.pid > 3"))
     assert not re.search(r"ip_address|fnmatch|int\(", f.source)
+
+
+def test_ruleset_shares_reads_and_repeated_macros() -> None:
+    from processor.engine.ast import substitute_identifiers
+    from processor.engine.filter_compiler import compile_ruleset
+
+    macro = parse_condition("evt.type = execve and proc.name in (sh, bash)")
+    rules = [substitute_identifiers(parse_condition(text), lambda n: macro if n == "spawned_shell" else None)
+             for text in ("spawned_shell and proc.pname = nginx", "spawned_shell and user.name = root",
+                          "proc.pname = nginx", "fd.name = /etc/shadow")]
+    ruleset = compile_ruleset(rules)
+    read: list[str] = []
+
+    class Lazy:
+        def get(self, key: str, default: Any = None) -> Any:
+            read.append(key)
+            return {"evt.type": "execve", "proc.name": "sh", "proc.pname": "nginx"}.get(key, default)
+
+    assert ruleset.match_all(Lazy()) == [0, 2]
+    assert sorted(read) == ["evt.type", "fd.name", "proc.name", "proc.pname", "user.name"]  # each once
+    assert ruleset.source.count("m0 :=") >= 1
+    assert ruleset.match_first(Lazy()) == 0
+    assert ruleset.match_first({"fd.name": "/etc/shadow"}) == 3
+    assert ruleset.match_first({}) == -1
+    assert ruleset.fields == {"evt.type", "proc.name", "proc.pname", "user.name", "fd.name"}

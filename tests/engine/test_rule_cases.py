@@ -105,3 +105,30 @@ def test_root_cat_of_etc_shadow_alerts_with_process_and_file() -> None:
     assert alert["output_fields"]["fd.name"] == "/etc/shadow"
     assert alert["priority"] == "Warning"
     assert "T1003.008" in alert["tags"]
+
+
+def test_default_rules_fire_on_the_processors_own_fields_for_cat_etc_shadow() -> None:
+    """Same smoke test, with the fields computed by the processor from wire events and its thread table."""
+    from processor.event_fields import EventFields
+    from processor.state import HostState
+    from tests.pipeline.helpers import event, proc_info
+
+    t0, host = 1_700_000_000_000_000_000, "node-a"
+    state = HostState(procs={}, users={}, containers={})
+    for ev in [
+        event(t0, "snapshot", 1, comm="systemd", proc=proc_info("/usr/lib/systemd/systemd", ["/sbin/init"])),
+        event(t0, "snapshot", 100, ppid=1, comm="bash", proc=proc_info("/usr/bin/bash", ["-bash"])),
+        event(t0 + 1, "clone", 100, comm="bash", res=200, args={"child_pid": "200", "child_tid": "200"}),
+        event(t0 + 2, "execve", 200, ppid=100, uid=0, comm="cat", proc=proc_info("/usr/bin/cat", ["cat", "/etc/shadow"])),
+    ]:
+        state.apply(host, ev)
+    opened = event(t0 + 3, "openat", 200, uid=0, comm="cat", res=3,
+                   args={"name": "/etc/shadow", "flags": "524288", "dirfd": "-100"})
+    fields = EventFields(opened, host, state, seq=4)
+    engine = RulesEngine()
+    assert engine.load_rules_files(default_rules_files()).successful
+    (match,) = engine.process(fields)
+    alert = engine.format_alert(match, fields, host, 4, t0 + 3)
+    assert alert["rule"] == "Credential File Read by Untrusted Program"
+    assert alert["output_fields"]["proc.name"] == "cat" and alert["output_fields"]["fd.name"] == "/etc/shadow"
+    assert alert["output_fields"]["user.name"] == "root"

@@ -33,8 +33,9 @@ class HttpOutput(Output):
         return getattr(self.options, "tls", None) or TlsOptions()
 
     async def start(self) -> None:
-        self.client = httpx.AsyncClient(verify=client_context(self.tls_options()), timeout=self.timeout_s,
-                                        follow_redirects=False)
+        timeout = float(getattr(self.options, "timeout", self.timeout_s))
+        self.client = httpx.AsyncClient(verify=client_context(self.tls_options()), timeout=timeout,
+                                        follow_redirects=False, trust_env=False)
 
     async def close(self) -> None:
         client = getattr(self, "client", None)

@@ -1,7 +1,6 @@
 """Read side of the store: filters, counts, timeline, event pages and detail.
 
-Counts and timelines are answered from the count cubes whenever the filter allows it (no full-text term, at
-most one tag): a range is split into whole days, hours and minutes read from the cubes, plus the sub-minute
+Counts and timelines are answered from the count cubes whenever the filter allows it (no full-text term): a range is split into whole days, hours and minutes read from the cubes, plus the sub-minute
 edges read from the raw rows, so the answer is exact and its cost does not grow with the number of alerts.
 """
 
@@ -14,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from outputs.ui.alert_row import PRIORITIES, row_to_alert
 from outputs.ui.store import GRAINS, NS
@@ -43,8 +44,6 @@ class AlertFilter:
     tags: tuple[str, ...] = ()
     text: str = ""
 
-    def cube_ok(self, group: str | None) -> bool:
-        return not self.text and (not self.tags or (len(self.tags) == 1 and group != "tag"))
 
 
 def parse_since(text: str) -> int:
@@ -132,19 +131,26 @@ class _Where:
             self.sql.append(f"{column} IN ({','.join('?' * len(values))})")
             self.params.extend(values)
 
+    def add_tags(self, column: str, tags: tuple[str, ...]) -> None:
+        if tags:
+            self.sql.append(f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN ({','.join('?' * len(tags))}))")
+            self.params.extend(tags)
+
     def render(self) -> str:
         return " AND ".join(self.sql) if self.sql else "1"
 
 
+def _dimension_where(f: AlertFilter, w: _Where, prefix: str) -> _Where:
+    w.add_in(f"{prefix}priority", f.priorities)
+    w.add_in(f"{prefix}rule", f.rules)
+    w.add_in(f"{prefix}hostname", f.hostnames)
+    w.add_in(f"{prefix}source", f.sources)
+    w.add_tags(f"{prefix}tags", f.tags)
+    return w
+
+
 def _raw_where(f: AlertFilter, start: int, end: int) -> _Where:
-    w = _Where(["a.ts >= ?", "a.ts < ?"], [start, end])
-    w.add_in("a.priority", f.priorities)
-    w.add_in("a.rule", f.rules)
-    w.add_in("a.hostname", f.hostnames)
-    w.add_in("a.source", f.sources)
-    if f.tags:
-        w.sql.append(f"a.id IN (SELECT alert_id FROM alert_tags WHERE tag IN ({','.join('?' * len(f.tags))}))")
-        w.params.extend(f.tags)
+    w = _dimension_where(f, _Where(["a.ts >= ?", "a.ts < ?"], [start, end]), "a.")
     if f.text:
         query = fts_query(f.text)
         if not query:
@@ -169,62 +175,63 @@ def split_range(start: int, end: int, grains: tuple[int, ...]) -> list[tuple[int
     return split_range(start, first, grains[1:]) + [(grains[0], first, last)] + split_range(last, end, grains[1:])
 
 
-_GROUP_COLUMN = {"priority": "priority", "rule": "rule", "hostname": "hostname", "source": "source", "tag": "tag"}
+Combo = tuple[int, int, str, str, str, str]  # bucket, priority, rule, hostname, source, tags (JSON list)
 
 
-def aggregate(conn: sqlite3.Connection, f: AlertFilter, group: str | None,
-              step: int | None = None) -> Counter[tuple[int, Any]]:
-    """Counts keyed by (bucket start in s, group value); bucket is 0 without a step, value None without a group."""
-    if group is not None and group not in _GROUP_COLUMN:
-        raise QueryError(f"group: '{group}' is not one of {', '.join(DIMENSIONS)}")
-    grains = tuple(g for g in GRAINS if step is None or step % g == 0) if f.cube_ok(group) else ()
-    result: Counter[tuple[int, Any]] = Counter()
+def combos(conn: sqlite3.Connection, f: AlertFilter, step: int | None = None) -> Counter[Combo]:
+    """Alert counts by (bucket, priority, rule, hostname, source, tag set) over the filter: one pass per segment.
+
+    Without a full-text term the range is read from the cubes (whole days/hours/minutes) plus raw rows for the
+    sub-minute edges; with one, from the raw rows the FTS index selects.
+    """
+    grains = () if f.text else tuple(g for g in GRAINS if step is None or step % g == 0)
+    result: Counter[Combo] = Counter()
     for grain, a, b in split_range(f.start_ns, f.end_ns, grains):
-        sql, params = (_raw_sql(f, group, step, a, b) if grain is None else _cube_sql(f, group, step, grain, a, b))
-        for row in conn.execute(sql, params):
-            result[(row["b"], row["g"])] += row["n"]
+        bucket = f"(%s / {step * (NS if grain is None else 1)}) * {step}" if step else "0"
+        if grain is None:
+            w = _raw_where(f, a, b)
+            sql = (f"SELECT {bucket % 'a.ts'} AS b, a.priority, a.rule, a.hostname, a.source, a.tags, count(*) AS n "
+                   f"FROM alerts a WHERE {w.render()} GROUP BY 1, 2, 3, 4, 5, 6")
+        else:
+            w = _dimension_where(f, _Where(["c.bucket >= ?", "c.bucket < ?"], [a // NS, b // NS]), "c.")
+            sql = (f"SELECT {bucket % 'c.bucket'} AS b, c.priority, c.rule, c.hostname, c.source, c.tags, sum(c.n) AS n "
+                   f"FROM cube_{grain} c WHERE {w.render()} GROUP BY 1, 2, 3, 4, 5, 6")
+        for r in conn.execute(sql, w.params):
+            result[(r["b"], r["priority"], r["rule"], r["hostname"], r["source"], r["tags"])] += r["n"]
     return result
 
 
-def _raw_sql(f: AlertFilter, group: str | None, step: int | None, a: int, b: int) -> tuple[str, list[Any]]:
-    w = _raw_where(f, a, b)
-    bucket = f"(a.ts / {step * NS}) * {step}" if step else "0"
-    if group == "tag":
-        return (f"""SELECT {bucket} AS b, t.tag AS g, count(*) AS n FROM alerts a
-                    JOIN alert_tags t ON t.alert_id = a.id WHERE {w.render()} GROUP BY 1, 2""", w.params)
-    col = f"a.{group}" if group else "NULL"
-    return f"SELECT {bucket} AS b, {col} AS g, count(*) AS n FROM alerts a WHERE {w.render()} GROUP BY 1, 2", w.params
-
-
-def _cube_sql(f: AlertFilter, group: str | None, step: int | None, grain: int, a: int,
-              b: int) -> tuple[str, list[Any]]:
-    use_tags = group == "tag" or bool(f.tags)
-    table = f"tagcube_{grain}" if use_tags else f"cube_{grain}"
-    w = _Where(["bucket >= ?", "bucket < ?"], [a // NS, b // NS])
-    w.add_in("priority", f.priorities)
-    w.add_in("rule", f.rules)
-    w.add_in("hostname", f.hostnames)
-    w.add_in("source", f.sources)
-    w.add_in("tag", f.tags)
-    bucket = f"(bucket / {step}) * {step}" if step else "0"
-    col = _GROUP_COLUMN[group] if group else "NULL"
-    return f"SELECT {bucket} AS b, {col} AS g, sum(n) AS n FROM {table} WHERE {w.render()} GROUP BY 1, 2", w.params
+def total(conn: sqlite3.Connection, f: AlertFilter) -> int:
+    return sum(combos(conn, f).values())
 
 
 def counts(conn: sqlite3.Connection, f: AlertFilter, top: int = 50) -> dict[str, Any]:
     """Totals by each dimension over the range, biggest first, with the remainder beyond `top` as `other`."""
-    total = sum(aggregate(conn, f, None).values())
+    per: dict[str, Counter[Any]] = {d: Counter() for d in DIMENSIONS}
+    tagsets: Counter[str] = Counter()
+    grand = 0
+    for (_, prio, rule, host, source, tags), n in combos(conn, f).items():
+        if n <= 0:
+            continue
+        grand += n
+        per["priority"][prio] += n
+        per["rule"][rule] += n
+        per["hostname"][host] += n
+        per["source"][source] += n
+        tagsets[tags] += n
+    for tags, n in tagsets.items():
+        for tag in orjson.loads(tags):
+            per["tag"][tag] += n
     by: dict[str, Any] = {}
-    for dim in DIMENSIONS:
-        agg = aggregate(conn, f, dim)
-        items = sorted(((v, n) for (_, v), n in agg.items() if n > 0), key=lambda x: (-x[1], str(x[0])))
+    for dim, counter in per.items():
+        items = sorted(counter.items(), key=lambda x: (-x[1], str(x[0])))
         if dim == "priority":
-            items = sorted(items, key=lambda x: x[0])
-            rows = [{"value": PRIORITIES[v], "count": n} for v, n in items]
+            by[dim] = {"values": [{"value": PRIORITIES[v], "count": n} for v, n in sorted(items)],
+                       "distinct": len(items), "other": 0}
         else:
-            rows = [{"value": v, "count": n} for v, n in items[:top]]
-        by[dim] = {"values": rows, "distinct": len(items), "other": sum(n for _, n in items[top:]) if dim != "priority" else 0}
-    return {"total": total, "by": by}
+            by[dim] = {"values": [{"value": v, "count": n} for v, n in items[:top]], "distinct": len(items),
+                       "other": sum(n for _, n in items[top:])}
+    return {"total": grand, "by": by}
 
 
 def choose_step(start_ns: int, end_ns: int) -> int:
@@ -243,7 +250,7 @@ def timeline(conn: sqlite3.Connection, f: AlertFilter, step: int | None = None) 
     starts = list(range(first, last + 1, step))
     index = {b: i for i, b in enumerate(starts)}
     series: dict[str, list[int]] = {}
-    for (bucket, prio), n in aggregate(conn, f, "priority", step).items():
+    for (bucket, prio, *_), n in combos(conn, f, step).items():
         if n > 0 and bucket in index:
             series.setdefault(PRIORITIES[prio], [0] * len(starts))[index[bucket]] += n
     ordered = {p: series[p] for p in PRIORITIES if p in series}
@@ -290,7 +297,7 @@ def events(conn: sqlite3.Connection, f: AlertFilter, limit: int = 100,
     page: dict[str, Any] = {"events": out,
                             "next": encode_cursor(rows[-1]["ts"], rows[-1]["id"]) if len(rows) == limit else None}
     if with_total:
-        page["total"] = sum(aggregate(conn, f, None).values())
+        page["total"] = total(conn, f)
     return page
 
 

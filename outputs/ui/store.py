@@ -48,14 +48,12 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 for _g in GRAINS:
+    # The tag set (the alert's JSON tag list) is a cube key: in Falco tags come with the rule, so it adds few
+    # rows, and counts by tag or filters on any tags are answered from the cube by expanding the sets.
     _SCHEMA.append(f"""CREATE TABLE IF NOT EXISTS cube_{_g} (
         bucket INTEGER NOT NULL, priority INTEGER NOT NULL, rule TEXT NOT NULL, hostname TEXT NOT NULL,
-        source TEXT NOT NULL, n INTEGER NOT NULL,
-        PRIMARY KEY (bucket, priority, rule, hostname, source)) WITHOUT ROWID""")
-    _SCHEMA.append(f"""CREATE TABLE IF NOT EXISTS tagcube_{_g} (
-        bucket INTEGER NOT NULL, tag TEXT NOT NULL, priority INTEGER NOT NULL, rule TEXT NOT NULL,
-        hostname TEXT NOT NULL, source TEXT NOT NULL, n INTEGER NOT NULL,
-        PRIMARY KEY (bucket, tag, priority, rule, hostname, source)) WITHOUT ROWID""")
+        source TEXT NOT NULL, tags TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (bucket, priority, rule, hostname, source, tags)) WITHOUT ROWID""")
 
 _INSERT = """INSERT OR IGNORE INTO alerts (uuid, ts, priority, rule, hostname, source, tags, output, fields, extra)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
@@ -145,19 +143,11 @@ class AlertStore:
         self._cube_add("a.id > ?", (last_id,), sign=1)
 
     def _cube_add(self, where: str, params: tuple[object, ...], sign: int) -> None:
-        c = self.conn
         for g in GRAINS:
-            width = g * NS
-            c.execute(f"""INSERT INTO cube_{g} (bucket, priority, rule, hostname, source, n)
-                          SELECT (a.ts / {width}) * {g}, a.priority, a.rule, a.hostname, a.source, {sign} * count(*)
-                          FROM alerts a WHERE {where} GROUP BY 1, 2, 3, 4, 5
-                          ON CONFLICT DO UPDATE SET n = n + excluded.n""", params)
-            c.execute(f"""INSERT INTO tagcube_{g} (bucket, tag, priority, rule, hostname, source, n)
-                          SELECT (a.ts / {width}) * {g}, t.tag, a.priority, a.rule, a.hostname, a.source,
-                                 {sign} * count(*)
-                          FROM alerts a JOIN alert_tags t ON t.alert_id = a.id WHERE {where}
-                          GROUP BY 1, 2, 3, 4, 5, 6
-                          ON CONFLICT DO UPDATE SET n = n + excluded.n""", params)
+            self.conn.execute(f"""INSERT INTO cube_{g} (bucket, priority, rule, hostname, source, tags, n)
+                SELECT (a.ts / {g * NS}) * {g}, a.priority, a.rule, a.hostname, a.source, a.tags, {sign} * count(*)
+                FROM alerts a WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6
+                ON CONFLICT DO UPDATE SET n = n + excluded.n""", params)
 
     def prune(self, now_ns: int | None = None, chunk: int = 50_000) -> int:
         """Delete what retention no longer allows, oldest first, in chunks so readers and ingest keep going."""
@@ -192,7 +182,6 @@ class AlertStore:
                 for g in GRAINS:
                     bound = (newest // (g * NS)) * g
                     c.execute(f"DELETE FROM cube_{g} WHERE bucket <= ? AND n <= 0", (bound,))
-                    c.execute(f"DELETE FROM tagcube_{g} WHERE bucket <= ? AND n <= 0", (bound,))
                 c.execute(f"""INSERT INTO alerts_fts (alerts_fts, rowid, output, rule, fields)
                               SELECT 'delete', id, output, rule, fields FROM alerts a WHERE {where}""")
                 c.execute("DELETE FROM alert_tags WHERE alert_id IN (SELECT id FROM temp.doomed)")

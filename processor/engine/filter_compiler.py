@@ -94,6 +94,7 @@ class _Value:
 
 
 _SENTINEL = object()
+_CONSTANTS = ("True", "False")
 
 
 class _NoType:
@@ -107,8 +108,10 @@ _PYTHON_TYPE: dict[str, type] = {
 
 
 class _Compiler:
-    def __init__(self, source: str, inline_reads: bool = True) -> None:
+    def __init__(self, source: str, inline_reads: bool = True, event_type: str | None = None) -> None:
         self.source = source
+        self.event_type = event_type
+        self.folded: dict[str, str] = {}
         # inline reads save a call per field and event; rulesets share reads, so they prefer short code
         self.inline_reads = inline_reads
         self.consts: dict[str, Any] = {"_U": _SENTINEL}
@@ -153,24 +156,46 @@ class _Compiler:
     def node(self, node: Node, depth: int = 0) -> str:
         key = self.texts.get(id(node)) if not isinstance(node, Check) else None
         if key is not None and key in self.shared:
+            if key in self.folded:
+                return self.folded[key]
             var = self.memos.get(key)
             if var is None:
+                code = self._node(node, depth)
+                if code in _CONSTANTS:
+                    self.folded[key] = code
+                    return code
                 var = self.memos[key] = f"m{len(self.memos)}"
-                self.memo_code[var] = self._node(node, depth)
+                self.memo_code[var] = code
             return f"({var} if {var} is not _U else ({var} := {self.memo_code[var]}))"
         return self._node(node, depth)
 
     def _node(self, node: Node, depth: int) -> str:
         if depth and depth % _SPLIT_DEPTH == 0 and not isinstance(node, Check):
-            name = f"_s{next(self._ids)}"
             body = self.node(node, depth + 1)
+            if body in _CONSTANTS:
+                return body
+            name = f"_s{next(self._ids)}"
             self.subfunctions.append(f"def {name}():\n    nonlocal {{slots}}\n    return {body}")
             return f"{name}()"
         if isinstance(node, And | Or):
+            # constants come from evt.type checks folded for a ruleset's event type
+            absorbing, neutral = ("False", "True") if isinstance(node, And) else ("True", "False")
+            parts = []
+            for child in node.children:
+                code = self.node(child, depth + 1)
+                if code == absorbing:
+                    return absorbing
+                if code != neutral:
+                    parts.append(code)
+            if not parts:
+                return neutral
             op = " and " if isinstance(node, And) else " or "
-            return "(" + op.join(self.node(c, depth + 1) for c in node.children) + ")"
+            return parts[0] if len(parts) == 1 else "(" + op.join(parts) + ")"
         if isinstance(node, Not):
-            return f"(not {self.node(node.child, depth + 1)})"
+            code = self.node(node.child, depth + 1)
+            if code in _CONSTANTS:
+                return "False" if code == "True" else "True"
+            return f"(not {code})"
         if isinstance(node, Check):
             return self.check(node)
         if isinstance(node, Identifier):
@@ -317,6 +342,9 @@ class _Compiler:
     # -- checks -----------------------------------------------------------------------------------
 
     def check(self, check: Check) -> str:
+        folded = self.fold_event_type(check)
+        if folded is not None:
+            return folded
         lhs = self.expr(check.field)
         op = check.op
         err = comparable_error(op, lhs.type, lhs.mode == "list")
@@ -357,6 +385,23 @@ class _Compiler:
         except ValueError as exc:
             raise FilterCompileError(str(exc), value.pos) from None
         return self.predicate_call(lhs, pred, op)
+
+    def fold_event_type(self, check: Check) -> str | None:
+        """In a ruleset for one event type, `evt.type` checks against constants are known at compile time."""
+        field, value = check.field, check.value
+        if (self.event_type is None or not isinstance(field, FieldRef) or field.name != "evt.type"
+                or field.arg is not None or check.modifier is not None):
+            return None
+        if check.op == "exists":
+            return "True"
+        if check.op not in ("=", "==", "!=", "in", "intersects") or not isinstance(value, StrValue | ListValue):
+            return None
+        names = {value.text} if isinstance(value, StrValue) else {
+            i.text for i in value.items if isinstance(i, StrValue)}
+        if isinstance(value, ListValue) != (check.op in ("in", "intersects")):
+            return None
+        hit = self.event_type in names
+        return str(not hit if check.op == "!=" else hit)
 
     def inline(self, lhs: _Value, op: str, rhs: Any) -> str | None:
         """Plain Python for the common checks on a single value; None to use a predicate."""
@@ -409,7 +454,7 @@ class _Compiler:
     def build(self, node: Node) -> tuple[Callable[[Any], bool], str]:
         self.find_shared([node])
         body = self.node(node)
-        ret = f"return {body}" if body.startswith("(") else f"return bool({body})"
+        ret = f"return {body}" if body.startswith("(") or body in _CONSTANTS else f"return bool({body})"
         functions = self.assemble({"_match": [ret]})
         return functions["_match"], self.source_code
 
@@ -523,13 +568,19 @@ class CompiledRuleset:
     source: str
 
 
-def compile_ruleset(nodes: list[Node], source: str = "syscall") -> CompiledRuleset:
-    """Compiles the conditions of the rules for one event type (in evaluation order) together."""
-    compiler = _Compiler(source, inline_reads=False)
+def compile_ruleset(nodes: list[Node], source: str = "syscall", event_type: str | None = None) -> CompiledRuleset:
+    """Compiles the conditions of the rules for one event type (in evaluation order) together.
+
+    With `event_type`, the ruleset is only ever given events of that type: `evt.type` checks against
+    constants become True/False at compile time and the boolean structure around them is simplified.
+    """
+    compiler = _Compiler(source, inline_reads=True, event_type=event_type)
     compiler.find_shared(list(nodes))
     lines = ["_out = []"]
     for i, node in enumerate(nodes):
-        lines += [f"if {compiler.node(node)}:", "    if _first:", f"        return [{i}]", f"    _out.append({i})"]
+        code = compiler.node(node)
+        if code != "False":
+            lines += [f"if {code}:", "    if _first:", f"        return [{i}]", f"    _out.append({i})"]
     lines.append("return _out")
     match = compiler.assemble({"_match": lines}, params="ev, _first=False")["_match"]
 

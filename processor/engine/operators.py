@@ -16,8 +16,6 @@ from typing import Any
 from processor.engine.fields import BOOL_TYPES, BUFFER_TYPES, DYN_TYPES, IP_TYPES, NUMERIC_TYPES, STRING_TYPES
 
 Predicate = Callable[[Any], bool]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 NUMERIC_OPS = frozenset({"=", "==", "!=", "<", "<=", ">", ">=", "in", "intersects", "exists"})
 BOOL_OPS = frozenset({"=", "==", "!=", "in", "intersects", "exists"})
@@ -86,15 +84,16 @@ def convert_constant(text: str, type_: str, op: str) -> Any:
             return False
         raise ValueError(f"filter error: unrecognized boolean value {text}")
     if type_ in ("ipaddr", "ipv4addr", "ipv6addr"):
-        try:
-            return ipaddress.ip_address(text)
-        except ValueError:
-            raise ValueError(f"unrecognized IP address {text}") from None
+        ip = _parse_ip(text)
+        if ip is None:
+            raise ValueError(f"unrecognized IP address {text}")
+        return ip
     if type_ in ("ipnet", "ipv4net", "ipv6net"):
         try:
-            return ipaddress.ip_network(text, strict=False)
+            net = ipaddress.ip_network(text.strip(), strict=False)
         except ValueError:
             raise ValueError(f"unrecognized IP network {text}") from None
+        return (net.version, int(net.netmask), int(net.network_address))
     if type_ in BUFFER_TYPES:
         return text.encode("utf-8", "surrogateescape")
     if type_ in DYN_TYPES:
@@ -161,21 +160,28 @@ def to_bool(v: Any) -> bool | None:
     return None
 
 
+# IP addresses are (version, integer) pairs: hashing and comparing them stays in C, unlike ipaddress objects.
+IPKey = tuple[int, int]
+
+
 @functools.lru_cache(maxsize=65536)
-def _parse_ip(text: str) -> IPAddress | None:
+def _parse_ip(text: str) -> IPKey | None:
     try:
-        return ipaddress.ip_address(text.strip())
+        ip = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    return (ip.version, int(ip))
 
 
-def to_ip(v: Any) -> IPAddress | None:
-    if v is None or isinstance(v, ipaddress.IPv4Address | ipaddress.IPv6Address):
+def to_ip(v: Any) -> IPKey | None:
+    if v is None or v.__class__ is tuple:
         return v
     if isinstance(v, str):
         return _parse_ip(v)
-    if isinstance(v, int):
-        return ipaddress.IPv4Address(v) if 0 <= v < 2**32 else None
+    if isinstance(v, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return (v.version, int(v))
+    if isinstance(v, int) and not isinstance(v, bool):
+        return (4, v) if 0 <= v < 2**32 else None
     return None
 
 
@@ -358,18 +364,25 @@ def scalar_predicate(op: str, type_: str, rhs: Any) -> Predicate:
     raise ValueError(f"unrecognized filter comparison operator '{op}'")
 
 
+def _in_networks(nets: tuple[tuple[int, int, int], ...]) -> Predicate:
+    def pred(v: IPKey) -> bool:
+        version, ip = v
+        for net_version, mask, net in nets:
+            if version == net_version and ip & mask == net:
+                return True
+        return False
+
+    return pred
+
+
 def _ip_predicate(op: str, type_: str, rhs: Any) -> Predicate:
+    """Values and constants are (version, int); networks (version, mask, network)."""
     is_net = type_ in ("ipnet", "ipv4net", "ipv6net")
-    if op in ("in", "intersects"):
-        items = tuple(rhs)
-        if is_net:
-            return lambda v: any(v in net for net in items)
-        members = frozenset(items)
-        return members.__contains__
     if is_net:
-        if op == "!=":
-            return lambda v: v not in rhs
-        return lambda v: v in rhs
+        inside = _in_networks(tuple(rhs) if op in ("in", "intersects") else (rhs,))
+        return (lambda v: not inside(v)) if op == "!=" else inside
+    if op in ("in", "intersects"):
+        return frozenset(rhs).__contains__
     if op == "!=":
         return lambda v: v != rhs
     return lambda v: v == rhs

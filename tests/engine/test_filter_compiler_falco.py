@@ -79,7 +79,10 @@ def test_every_rule_compiles_and_has_event_types(rules: dict[str, Node]) -> None
 @pytest.mark.parametrize("event", EVENTS, ids=[e["evt.type"] for e in EVENTS])
 def test_ruleset_agrees_with_single_filters(rules: dict[str, Node], event: dict[str, Any]) -> None:
     selected = [(n, node) for n, node in rules.items() if event["evt.type"] in (event_types(node) or ())]
-    ruleset = compile_ruleset([node for _, node in selected])
     single = [i for i, (_, node) in enumerate(selected) if compile_filter(node).match(event)]
-    assert ruleset.match_all(event) == single
-    assert ruleset.match_first(event) == (single[0] if single else -1)
+    assert single, "the sample event should trigger some rule"
+    for event_type in (None, event["evt.type"]):
+        ruleset = compile_ruleset([node for _, node in selected], event_type=event_type)
+        assert ruleset.match_all(event) == single
+        assert ruleset.match_first(event) == single[0]
+    assert "evt.type" not in ruleset.fields  # folded for the ruleset's own event type

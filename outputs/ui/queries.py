@@ -187,14 +187,16 @@ def combos(conn: sqlite3.Connection, f: AlertFilter, step: int | None = None) ->
     grains = () if f.text else tuple(g for g in GRAINS if step is None or step % g == 0)
     result: Counter[Combo] = Counter()
     for grain, a, b in split_range(f.start_ns, f.end_ns, grains):
-        bucket = f"(%s / {step * (NS if grain is None else 1)}) * {step}" if step else "0"
+        def bucket(col: str, unit: int) -> str:
+            return f"({col} / {step * unit}) * {step}" if step else "0"
+
         if grain is None:
             w = _raw_where(f, a, b)
-            sql = (f"SELECT {bucket % 'a.ts'} AS b, a.priority, a.rule, a.hostname, a.source, a.tags, count(*) AS n "
+            sql = (f"SELECT {bucket('a.ts', NS)} AS b, a.priority, a.rule, a.hostname, a.source, a.tags, count(*) AS n "
                    f"FROM alerts a WHERE {w.render()} GROUP BY 1, 2, 3, 4, 5, 6")
         else:
             w = _dimension_where(f, _Where(["c.bucket >= ?", "c.bucket < ?"], [a // NS, b // NS]), "c.")
-            sql = (f"SELECT {bucket % 'c.bucket'} AS b, c.priority, c.rule, c.hostname, c.source, c.tags, sum(c.n) AS n "
+            sql = (f"SELECT {bucket('c.bucket', 1)} AS b, c.priority, c.rule, c.hostname, c.source, c.tags, sum(c.n) AS n "
                    f"FROM cube_{grain} c WHERE {w.render()} GROUP BY 1, 2, 3, 4, 5, 6")
         for r in conn.execute(sql, w.params):
             result[(r["b"], r["priority"], r["rule"], r["hostname"], r["source"], r["tags"])] += r["n"]

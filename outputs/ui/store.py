@@ -40,9 +40,6 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS alerts_rule ON alerts(rule, ts)",
     "CREATE INDEX IF NOT EXISTS alerts_hostname ON alerts(hostname, ts)",
     "CREATE INDEX IF NOT EXISTS alerts_source ON alerts(source, ts)",
-    """CREATE TABLE IF NOT EXISTS alert_tags (
-        tag TEXT NOT NULL, alert_id INTEGER NOT NULL, PRIMARY KEY (tag, alert_id)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS alert_tags_alert ON alert_tags(alert_id)",
     """CREATE VIRTUAL TABLE IF NOT EXISTS alerts_fts USING fts5(
         output, rule, fields, content='alerts', content_rowid='id', tokenize='unicode61')""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -134,10 +131,8 @@ class AlertStore:
         return InsertResult(len(params), inserted)
 
     def _index_new(self, last_id: int) -> None:
-        """Side structures for rows with id > last_id (rowids only grow: retention deletes the oldest)."""
+        """FTS and cubes for rows with id > last_id (rowids only grow: retention deletes the oldest)."""
         c = self.conn
-        c.execute("""INSERT OR IGNORE INTO alert_tags (tag, alert_id)
-                     SELECT j.value, a.id FROM alerts a, json_each(a.tags) j WHERE a.id > ?""", (last_id,))
         c.execute("""INSERT INTO alerts_fts (rowid, output, rule, fields)
                      SELECT id, output, rule, fields FROM alerts WHERE id > ?""", (last_id,))
         self._cube_add("a.id > ?", (last_id,), sign=1)
@@ -184,7 +179,6 @@ class AlertStore:
                     c.execute(f"DELETE FROM cube_{g} WHERE bucket <= ? AND n <= 0", (bound,))
                 c.execute(f"""INSERT INTO alerts_fts (alerts_fts, rowid, output, rule, fields)
                               SELECT 'delete', id, output, rule, fields FROM alerts a WHERE {where}""")
-                c.execute("DELETE FROM alert_tags WHERE alert_id IN (SELECT id FROM temp.doomed)")
                 c.execute("DELETE FROM alerts WHERE id IN (SELECT id FROM temp.doomed)")
             c.execute("DROP TABLE temp.doomed")
             c.execute("COMMIT")

@@ -6,6 +6,7 @@ different texts compare by meaning. Macro substitution builds new trees that sha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as _field
@@ -96,6 +97,7 @@ Node = Union[And, Or, Not, Identifier, Check]  # noqa: UP007
 AnyNode = Union[Node, FieldRef, Transformer, StrValue, ListValue, FieldValue]  # noqa: UP007
 
 
+_NUMBER = re.compile(r"[+\-]?[0-9]+\.?[0-9]*(?:[eE][+\-][0-9]+)?|0[xX][0-9a-zA-Z]+")
 _ESCAPES = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", '"': '\\"'}
 
 
@@ -146,7 +148,11 @@ def _emit(node: AnyNode, out: list[str]) -> None:
         for i, arg in enumerate(node.args):
             if i:
                 out.append(", ")
-            _emit(arg, out)
+            if isinstance(arg, StrValue) and not _NUMBER.fullmatch(arg.text):
+                # transformer arguments are quoted strings in the grammar: keep the text parseable
+                out.append('"' + "".join(_ESCAPES.get(c, c) for c in arg.text) + '"')
+            else:
+                _emit(arg, out)
         out.append(")")
         if node.index:
             out.append("[" + escape_str(node.index) + "]")

@@ -159,7 +159,8 @@ def test_tree_shapes() -> None:
         Check(FieldRef("proc.name"), "=", StrValue("cat")),
     ])
     assert parse_condition("proc.aname[2]=sshd") == Check(FieldRef("proc.aname", "2"), "=", StrValue("sshd"))
-    assert parse_condition("evt.arg.flags contains O_TRUNC").field == FieldRef("evt.arg.flags")
+    assert parse_condition("evt.arg.flags contains O_TRUNC") == Check(
+        FieldRef("evt.arg.flags"), "contains", StrValue("O_TRUNC"))
     assert parse_condition("proc.name = val(proc.pname)") == Check(
         FieldRef("proc.name"), "=", FieldValue(FieldRef("proc.pname")))
     assert parse_condition("tolower(proc.name) = b64(proc.pname)") == Check(

@@ -47,6 +47,7 @@ class OutputWorker:
     stop: threading.Event
     error: BaseException | None = None
     _paused: bool = field(default=False, init=False)
+    _failing_since: float | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.log = logging.getLogger(f"peregrine.outputs.{self.spec.name}")
@@ -162,7 +163,6 @@ class OutputWorker:
 
     async def _deliver_chunk(self, chunk: list[Pending], final: bool) -> None:
         policy = self.spec.retry
-        failing_since: float | None = None
         attempt = 0
         while True:
             started = time.monotonic()
@@ -174,14 +174,16 @@ class OutputWorker:
                 metrics.LATENCY.labels(*self.labels).observe(time.monotonic() - started)
                 metrics.SENT.labels(*self.labels).inc(len(chunk))
                 metrics.OUTPUTS.labels(self.spec.name, "ok").inc(len(chunk))
+                self._failing_since = None
                 self._settle(chunk)
                 return
             attempt += 1
             metrics.FAILED.labels(*self.labels).inc(len(chunk))
             metrics.OUTPUTS.labels(self.spec.name, "error").inc(len(chunk))
             now = time.monotonic()
-            failing_since = failing_since or now
-            waited = now - failing_since
+            # The destination's outage, not this chunk's: once past give-up, later alerts get one attempt each.
+            self._failing_since = self._failing_since or now
+            waited = now - self._failing_since
             if not error.retryable and error.rejected is not None:
                 self._partially_delivered(chunk, error.rejected, attempt)
                 return

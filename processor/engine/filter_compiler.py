@@ -213,34 +213,36 @@ class _Compiler:
             self.consts[f"_r{var}"] = reader
         return f"({var} if {var} is not _U else ({var} := _r{var}(get)))"
 
-    def field(self, ref: FieldRef, rhs: bool = False, in_transformer: bool = False) -> _Value:
+    def field(self, ref: FieldRef, rhs: bool = False, in_transformer: bool = False,
+              type_override: str | None = None) -> _Value:
         fdef, arg, dotted = self.resolve(ref)
         if rhs and fdef.no_rhs:
             raise FilterCompileError(f"field '{ref.name}' cannot be used as a right-hand side value", ref.pos)
         if in_transformer and fdef.no_transformer:
             raise FilterCompileError(f"field '{ref.name}' cannot be used with transformers", ref.pos)
+        type_ = type_override or fdef.type
         key = ref.name if dotted or arg is None else f"{ref.name}[{arg}]"
         if fdef.source_keys and arg is None:
             keys = (key, *fdef.source_keys)
             self.keys.update(keys)
-            return self._loaded(key, _either_reader(key, fdef.source_keys, list_coercer(fdef.type)), fdef.type, "any")
+            return self._loaded(key, _either_reader(key, fdef.source_keys, list_coercer(type_)), type_, "any")
         self.keys.add(key)
         if fdef.any_ancestor and arg is None:
-            return self._loaded(key, _plain_reader(key, list_coercer(fdef.type)), fdef.type, "any")
+            return self._loaded(key, _plain_reader(key, list_coercer(type_)), type_, "any")
         if fdef.is_list and arg is None:
-            return self._loaded(key, _plain_reader(key, list_coercer(fdef.type)), fdef.type, "list")
+            return self._loaded(key, _plain_reader(key, list_coercer(type_)), type_, "list")
         if fdef.any_ancestor and fdef.arg_kind == "index" and ref.name in _ANCESTOR_KEYS and arg is not None:
-            reader = _ancestor_reader(key, ref.name, int(arg), coercer(fdef.type))
-            return self._loaded(key, reader, fdef.type, "scalar")
+            reader = _ancestor_reader(key, ref.name, int(arg), coercer(type_))
+            return self._loaded(key, reader, type_, "scalar")
         if fdef.is_list:
-            return self._loaded(key, _plain_reader(key, list_coercer(fdef.type)), fdef.type, "list")
-        return self._inline_loaded(key, fdef.type)
+            return self._loaded(key, _plain_reader(key, list_coercer(type_)), type_, "list")
+        if not self.inline_reads:
+            return self._loaded(key, _plain_reader(key, coercer(type_)), type_, "scalar")
+        return self._inline_loaded(key, type_)
 
     def _inline_loaded(self, key: str, type_: str) -> _Value:
         """A plain field read inline: `get(key)`, converted only when not already the field's Python type."""
-        identity = f"scalar:{key}"
-        if not self.inline_reads:
-            return self._loaded(key, _plain_reader(key, coercer(type_)), type_, "scalar")
+        identity = f"inline:{type_}:{key}"
         var = self.slots.get(identity)
         if var is None:
             var = f"f{len(self.slots)}"
@@ -253,8 +255,9 @@ class _Compiler:
         return _Value(code, type_, "scalar", var)
 
     def _loaded(self, key: str, reader: Callable[[Any], Any], type_: str, mode: Mode) -> _Value:
-        code = self.load(f"{mode}:{key}", reader)
-        return _Value(code, type_, mode, self.slots[f"{mode}:{key}"])
+        identity = f"{mode}:{type_}:{key}"
+        code = self.load(identity, reader)
+        return _Value(code, type_, mode, self.slots[identity])
 
     def resolve(self, ref: FieldRef) -> tuple[FieldDef, str | None, bool]:
         """Field definition, argument and whether the argument was written dotted (evt.arg.flags)."""
@@ -346,6 +349,11 @@ class _Compiler:
         if folded is not None:
             return folded
         lhs = self.expr(check.field)
+        if lhs.type == "dyn" and isinstance(check.field, FieldRef):
+            # evt.rawarg.X: typed by its parameter; numeric constants compare numbers, others strings
+            texts = _constant_texts(check.value)
+            numeric = bool(texts) and all(_is_int(t) for t in texts)
+            lhs = self.field(check.field, type_override="int64" if numeric else "charbuf")
         op = check.op
         err = comparable_error(op, lhs.type, lhs.mode == "list")
         if err is not None:
@@ -476,6 +484,22 @@ class _Compiler:
         namespace: dict[str, Any] = {}
         exec(compile(self.source_code, "<peregrine-condition>", "exec"), namespace)  # noqa: S102 - generated
         return dict(zip(bodies, namespace["_factory"](**self.consts), strict=True))
+
+
+def _constant_texts(value: Any) -> list[str]:
+    if isinstance(value, StrValue):
+        return [value.text]
+    if isinstance(value, ListValue):
+        return [i.text for i in value.items if isinstance(i, StrValue)]
+    return []
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _plain_reader(key: str, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -73,36 +73,41 @@ _TRANSFORMERS_MSG = _token_list(("val", *TRANSFORMERS))
 
 def unescape_str(token: str) -> str:
     """libsinsp's `unescape_str` on a quoted token, delimiters included."""
-    if "\\" not in token:
-        return token[1:-1]
+    body = token[1:-1]
+    if "\\" not in body:
+        return body
     out: list[str] = []
-    escaped = False
     delimiter = token[0]
-    for c in token[1:-1]:
-        if not escaped:
-            if c == "\\":
-                escaped = True
-            else:
-                out.append(c)
+    i, n = 0, len(body)
+    while i < n:
+        c = body[i]
+        i += 1
+        if c != "\\":
+            out.append(c)
             continue
-        escaped = False
-        if c in "bfnrt":
-            out.append({"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}[c])
+        if i >= n:
+            break
+        c = body[i]
+        i += 1
+        if c in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[c])
         elif c in " \\":  # `\<space>` yields a backslash: legacy rules rely on it
             out.append("\\")
-        elif c == "/":
-            out.append("/")
-        elif c == '"':
+        elif c == '"' or c == "'":
             if delimiter != c:
-                raise ValueError("invalid \\\" escape in '-quoted string")
+                other = "'" if c == '"' else '"'
+                raise ValueError(f"invalid \\{c} escape in {other}-quoted string")
             out.append(c)
-        elif c == "'":
-            if delimiter != c:
-                raise ValueError("invalid \\' escape in \"-quoted string")
-            out.append(c)
+        elif c == "x" and _HEX2.fullmatch(body[i:i + 2]):
+            out.append(chr(int(body[i:i + 2], 16)))
+            i += 2
         else:
             raise ValueError("unsupported string escape sequence: \\" + c)
     return "".join(out)
+
+
+_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "/": "/"}
+_HEX2 = re.compile(r"[0-9a-fA-F]{2}")
 
 
 class _Parser:

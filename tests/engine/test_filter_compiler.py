@@ -245,6 +245,12 @@ def test_transformers_and_field_comparisons(condition: str, event: dict[str, Any
     assert matches(condition, event) is expected
 
 
+def test_raw_arguments_compare_as_numbers_or_strings() -> None:
+    assert matches("evt.rawarg.res < 0", {"evt.rawarg.res": "-2"}) is True
+    assert matches("evt.rawarg.res = 3", {"evt.rawarg.res": 3}) is True
+    assert matches("evt.rawarg.name = foo", {"evt.rawarg.name": "foo"}) is True
+
+
 def test_buffers() -> None:
     assert matches("evt.buffer bcontains 6869", {"evt.buffer": b"say hi"}) is True
     assert matches("evt.buffer bstartswith 6869", {"evt.buffer": b"say hi"}) is False

@@ -138,6 +138,12 @@ def test_errors_carry_libsinsp_messages_and_positions(text: str, message: str, p
     assert (info.value.message, info.value.pos) == (message, pos)
 
 
+def test_string_escapes() -> None:
+    value = parse_condition('a.b = "t\\tb\\x41\\/\\\\ \\ end"')
+    assert value == Check(FieldRef("a.b"), "=", StrValue("t\tbA/\\ \\end"))
+    assert parse_condition("a.b = 'it\\'s'") == Check(FieldRef("a.b"), "=", StrValue("it's"))
+
+
 def test_precedence_not_over_and_over_or() -> None:
     tree = parse_condition("a or b and not c")
     assert tree == Or([Identifier("a"), And([Identifier("b"), Not(Identifier("c"))])])

@@ -9,7 +9,7 @@ included; only `not` inverts. `CompiledFilter.source` holds the generated code f
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -108,9 +108,9 @@ _PYTHON_TYPE: dict[str, type] = {
 
 
 class _Compiler:
-    def __init__(self, source: str, inline_reads: bool = True, event_type: str | None = None) -> None:
+    def __init__(self, source: str, inline_reads: bool = True, event_types: frozenset[str] | None = None) -> None:
         self.source = source
-        self.event_type = event_type
+        self.event_types = event_types
         self.folded: dict[str, str] = {}
         # inline reads save a call per field and event; rulesets share reads, so they prefer short code
         self.inline_reads = inline_reads
@@ -395,20 +395,25 @@ class _Compiler:
         return self.predicate_call(lhs, pred, op)
 
     def fold_event_type(self, check: Check) -> str | None:
-        """In a ruleset for one event type, `evt.type` checks against constants are known at compile time."""
+        """In a ruleset for given event types, `evt.type` checks that hold (or fail) for all of them are
+        known at compile time."""
         field, value = check.field, check.value
-        if (self.event_type is None or not isinstance(field, FieldRef) or field.name != "evt.type"
+        if (self.event_types is None or not isinstance(field, FieldRef) or field.name != "evt.type"
                 or field.arg is not None or check.modifier is not None):
             return None
         if check.op == "exists":
             return "True"
         if check.op not in ("=", "==", "!=", "in", "intersects") or not isinstance(value, StrValue | ListValue):
             return None
-        names = {value.text} if isinstance(value, StrValue) else {
-            i.text for i in value.items if isinstance(i, StrValue)}
         if isinstance(value, ListValue) != (check.op in ("in", "intersects")):
             return None
-        hit = self.event_type in names
+        names = frozenset(_constant_texts(value))
+        if self.event_types <= names:
+            hit = True
+        elif not self.event_types & names:
+            hit = False
+        else:
+            return None
         return str(not hit if check.op == "!=" else hit)
 
     def inline(self, lhs: _Value, op: str, rhs: Any) -> str | None:
@@ -592,13 +597,17 @@ class CompiledRuleset:
     source: str
 
 
-def compile_ruleset(nodes: list[Node], source: str = "syscall", event_type: str | None = None) -> CompiledRuleset:
+def compile_ruleset(nodes: list[Node], source: str = "syscall",
+                    event_types: str | Iterable[str] | None = None) -> CompiledRuleset:
     """Compiles the conditions of the rules for one event type (in evaluation order) together.
 
-    With `event_type`, the ruleset is only ever given events of that type: `evt.type` checks against
-    constants become True/False at compile time and the boolean structure around them is simplified.
+    With `event_types` (one name or several sharing the same candidate rules, e.g. open/openat/openat2),
+    the ruleset is only ever given events of those types: `evt.type` checks that hold, or fail, for all
+    of them become constants at compile time and the boolean structure around them is simplified.
     """
-    compiler = _Compiler(source, inline_reads=True, event_type=event_type)
+    types = None if event_types is None else frozenset([event_types] if isinstance(event_types, str)
+                                                        else event_types)
+    compiler = _Compiler(source, inline_reads=True, event_types=types)
     compiler.find_shared(list(nodes))
     lines = ["_out = []"]
     for i, node in enumerate(nodes):

@@ -1,0 +1,193 @@
+"""Capture: loads the probe with offsets from this kernel's BTF and tracefs, and turns ring-buffer records
+into Event dicts.
+
+    cap = Capture(event_types={"openat", "execve"})   # None = everything Peregrine decodes
+    cap.start()
+    events = cap.poll(100)
+    cap.drops(); cap.stats(); cap.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sensor.btf import BTFError, kernel_offsets
+from sensor.decode import KIND_EXEC, KIND_EXIT, KIND_FORK, Decoder, Event
+from sensor.proctable import ProcTable
+from sensor.ringbuf import RingReader
+from sensor.syscalls import NR_SYSCALLS, NUMBERS, SYSCALLS, adaptive_set, filter_table, spec_table
+from sensor.tracefs import TracefsError, tracefs_root, tracepoint_offsets
+
+PROBE_SOURCE = Path(__file__).with_name("probe.bpf.c")
+COUNTER_NAMES = ("n_drops_buffer", "n_drops_pending_map", "n_drops_truncated", "n_no_enter", "n_drops_scratch_map")
+KIND_NAMES = {KIND_EXEC: "execve", KIND_FORK: "clone", KIND_EXIT: "procexit"}
+
+
+class CaptureError(RuntimeError):
+    """The probe could not be started; the message is one line saying what is wrong and what to do."""
+
+
+class Capture:
+    def __init__(self, event_types: set[str] | None = None, argv_max: int = 32, ring_buffer_pages: int = 1024,
+                 capture_env: bool = False, pending_max: int = 32768, path_components_max: int = 24) -> None:
+        if ring_buffer_pages <= 0 or ring_buffer_pages & (ring_buffer_pages - 1):
+            raise CaptureError(f"ring_buffer_pages={ring_buffer_pages}: must be a power of two (e.g. 1024)")
+        self.types = adaptive_set(event_types)
+        self.argv_max = argv_max
+        self.ring_pages = ring_buffer_pages
+        self.capture_env = capture_env
+        self.pending_max = pending_max
+        self.path_components_max = path_components_max
+        self.procs = ProcTable()
+        self.decoder = Decoder(self.procs, argv_max)
+        self._bpf: Any = None
+        self._ring: RingReader | None = None
+        self._out: list[Event] = []
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    def cflags(self) -> list[str]:
+        try:
+            defines = kernel_offsets()
+            defines.update(tracepoint_offsets())
+        except (BTFError, TracefsError) as exc:
+            raise CaptureError(str(exc)) from None
+        defines.update(
+            SELF_TGID=os.getpid(), RINGBUF_PAGES=self.ring_pages, PENDING_MAX=self.pending_max,
+            PATH_COMPONENTS_MAX=self.path_components_max, CAPTURE_ENV=int(self.capture_env),
+            NR_EXECVE=SYSCALLS["execve"], NR_EXECVEAT=SYSCALLS["execveat"], NR_CLONE=SYSCALLS["clone"],
+            NR_CLONE3=SYSCALLS["clone3"], NR_VFORK=SYSCALLS["vfork"],
+        )
+        return [f"-D{k}={v}" for k, v in sorted(defines.items())] + ["-Wno-unused-function"]
+
+    def start(self) -> None:
+        if os.geteuid() != 0:
+            raise CaptureError("the sensor loads eBPF programs: run it as root (sudo peregrine sensor ...)")
+        try:
+            tracefs_root()
+        except TracefsError as exc:
+            raise CaptureError(str(exc)) from None
+        flags = self.cflags()
+        try:
+            from bcc import BPF  # type: ignore[import-not-found]
+        except ImportError:
+            raise CaptureError("python module 'bcc' is missing: run `bash scripts/setup.sh` "
+                               "(installs Debian's python3-bpfcc and links it into .venv)") from None
+        stderr = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(stderr):
+                self._bpf = BPF(text=PROBE_SOURCE.read_text(), cflags=flags)
+        except Exception as exc:
+            last = (stderr.getvalue().strip().splitlines() or [str(exc)])[-1]
+            raise CaptureError(f"{PROBE_SOURCE}: BPF compile/load failed: {last} "
+                               "(is linux-headers-amd64 installed and linked by scripts/setup.sh?)") from None
+        try:
+            self._configure()
+            b = self._bpf
+            tails = b["tails"]
+            for idx, name in enumerate(("tail_sock", "tail_walk", "tail_exec_end")):
+                tails[ctypes.c_int(idx)] = ctypes.c_int(b.load_func(name, BPF.TRACEPOINT).fd)
+            b.attach_tracepoint(tp="raw_syscalls:sys_enter", fn_name="tp_sys_enter")
+            b.attach_tracepoint(tp="raw_syscalls:sys_exit", fn_name="tp_sys_exit")
+            b.attach_tracepoint(tp="sched:sched_process_exec", fn_name="tp_sched_exec")
+            b.attach_tracepoint(tp="sched:sched_process_exit", fn_name="tp_sched_exit")
+            b.attach_raw_tracepoint(tp="sched_process_fork", fn_name="rtp_sched_fork")
+        except Exception as exc:
+            self.close()
+            raise CaptureError(f"attaching the probe's tracepoints failed: {exc}") from None
+        self.procs.seed_from_proc()
+        events = self._bpf["events"]
+        self._ring = RingReader(events.map_fd, self.ring_pages * 4096)
+
+    def _configure(self) -> None:
+        b = self._bpf
+        want, spec = b["interesting"], b["argspec"]
+        for nr, value in filter_table(self.types).items():
+            if nr < NR_SYSCALLS:
+                want[ctypes.c_int(nr)] = ctypes.c_uint8(value)
+        for nr, value in spec_table(self.types).items():
+            if nr < NR_SYSCALLS:
+                spec[ctypes.c_int(nr)] = ctypes.c_uint32(value)
+
+    def set_event_types(self, event_types: Iterable[str] | None) -> None:
+        """Changes the traced set in place (new rules loaded): no re-attach, no recompile."""
+        self.types = adaptive_set(set(event_types) if event_types is not None else None)
+        if self._bpf is not None:
+            want = self._bpf["interesting"]
+            table = filter_table(self.types)
+            for nr in range(NR_SYSCALLS):
+                want[ctypes.c_int(nr)] = ctypes.c_uint8(table.get(nr, 0))
+            spec = self._bpf["argspec"]
+            for nr, value in spec_table(self.types).items():
+                spec[ctypes.c_int(nr)] = ctypes.c_uint32(value)
+
+    def close(self) -> None:
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
+        if self._bpf is not None:
+            self._bpf.cleanup()
+            self._bpf = None
+
+    def __enter__(self) -> Capture:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reading -------------------------------------------------------------------------------------------
+
+    def _handle(self, view: memoryview, off: int, length: int) -> None:
+        ev = self.decoder.decode(view, off, length)
+        dec = self.decoder
+        if dec.meta:
+            self._out.extend(dec.meta)
+            dec.meta.clear()
+        self._out.append(ev)
+
+    def poll(self, timeout_ms: int = 100, max_events: int = 1 << 20) -> list[Event]:
+        """Events captured since the last poll, in capture order; waits up to timeout_ms when there are none."""
+        ring = self._ring
+        if ring is None:
+            raise CaptureError("Capture.poll() before start() (or after close())")
+        self._out = []
+        if ring.drain(self._handle, max_events) == 0 and timeout_ms != 0:
+            ring.wait(timeout_ms)
+            ring.drain(self._handle, max_events)
+        out, self._out = self._out, []
+        return out
+
+    def _percpu_sum(self, name: str) -> dict[int, int]:
+        table = self._bpf[name]
+        out: dict[int, int] = {}
+        for k, v in table.items():
+            total = sum(int(x) for x in v)
+            if total:
+                out[int(k.value)] = total
+        return out
+
+    def drops(self) -> dict[str, int]:
+        """Cumulative loss counters by reason (ring buffer full, stash map full, truncation, ...)."""
+        counters = self._percpu_sum("counters") if self._bpf is not None else {}
+        out = {name: counters.get(i, 0) for i, name in enumerate(COUNTER_NAMES)}
+        out["n_drops_truncated"] = self.decoder.truncated
+        out["n_args_truncated"] = self.decoder.argv_truncated
+        return out
+
+    def stats(self) -> dict[str, int]:
+        """Events captured per event type since start (counted in the kernel)."""
+        if self._bpf is None:
+            return {}
+        out: dict[str, int] = {}
+        for kind, n in self._percpu_sum("per_kind").items():
+            name = KIND_NAMES.get(kind) or NUMBERS.get(kind, str(kind))
+            out[name] = out.get(name, 0) + n
+        out["n_evts"] = sum(v for k, v in out.items())
+        return out

@@ -22,38 +22,46 @@ FD_CALLS_WITH_SOCKET = frozenset({"connect", "accept", "accept4", "bind", "liste
                                   "recvmsg", "socket", "getsockopt", "setsockopt", "shutdown"})
 
 
-class EventFields:
-    """One event's field source. `seq` is the event's sequence number within its host (evt.num)."""
+class EventFields(dict[str, Any]):
+    """One event's field source. `seq` is the event's sequence number within its host (evt.num).
 
-    __slots__ = ("ev", "host", "state", "seq", "_cache", "_proc", "_ancestors")
+    A dict of the fields computed so far: `get` IS `dict.__getitem__`, so a field read a second time (by the next
+    rule) costs one C-level lookup, and only a first read runs Python (`__missing__` computes and stores it). A
+    missing field is None (Falco's `<NA>`), never an exception. `get` takes no default, like the engine uses it.
+    """
+
+    __slots__ = ("ev", "host", "state", "seq", "_proc", "_ancestors")
 
     def __init__(self, ev: Record, host: str, state: HostState, seq: int = 0) -> None:
+        # evt.type is read first by every event (the ruleset's index): seed it instead of computing it.
+        dict.__init__(self, {"evt.type": ev["type"]})
         self.ev = ev
         self.host = host
         self.state = state
         self.seq = seq
-        self._cache: dict[str, Any] = {}
         self._proc: Any = _MISSING
         self._ancestors: list[Record] | None = None
 
     # -- mapping protocol used by the engine ----------------------------------------------------------------
-    def get(self, key: str, default: Any = None) -> Any:
-        cache = self._cache
-        if key in cache:
-            value = cache[key]
-        else:
-            value = self._extract(key)
-            cache[key] = value
-        return default if value is None else value
+    get = dict.__getitem__  # type: ignore[assignment]
 
-    def __getitem__(self, key: str) -> Any:
-        value = self.get(key)
-        if value is None:
-            raise KeyError(key)
+    def __missing__(self, key: str) -> Any:
+        value = self[key] = self._extract(key)
         return value
 
+    def value(self, key: str, default: Any = None) -> Any:
+        """`get` with a default for a field that is missing (None)."""
+        value = self[key]
+        return default if value is None else value
+
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.get(key) is not None
+        return isinstance(key, str) and self[key] is not None
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"EventFields({self.host}, seq={self.seq}, {self.ev.get('type')}, computed={dict.__repr__(self)})"
 
     def _extract(self, key: str) -> Any:
         fn = EXTRACTORS.get(key)

@@ -234,8 +234,6 @@ class _Compiler:
         if fdef.any_ancestor and fdef.arg_kind == "index" and ref.name in _ANCESTOR_KEYS and arg is not None:
             reader = _ancestor_reader(key, ref.name, int(arg), coercer(type_))
             return self._loaded(key, reader, type_, "scalar")
-        if fdef.is_list:
-            return self._loaded(key, _plain_reader(key, list_coercer(type_)), type_, "list")
         if not self.inline_reads:
             return self._loaded(key, _plain_reader(key, coercer(type_)), type_, "scalar")
         return self._inline_loaded(key, type_)

@@ -186,6 +186,7 @@ def test_field_arguments_and_ancestors(condition: str, event: dict[str, Any], ex
         ("ka.user.groups intersects (b)", {"ka.user.groups": ["a", "c"]}, False),
         ("ka.user.groups exists", {"ka.user.groups": ["a"]}, True),
         ("ka.verb = create", {"ka.verb": "create"}, True),
+        ("ka.req.pod.containers.image[1] startswith nginx", {"ka.req.pod.containers.image[1]": "nginx:1"}, True),
         ("jevt.value[/stage] = ResponseComplete", {"jevt.value[/stage]": "ResponseComplete"}, True),
     ],
 )

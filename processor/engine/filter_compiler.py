@@ -27,6 +27,7 @@ from processor.engine.ast import (
     Transformer,
     as_string,
 )
+from processor.engine.evttypes import SYSCALL_EVENT_TYPES
 from processor.engine.fields import (
     BUFFER_TYPES,
     IP_TYPES,
@@ -343,6 +344,7 @@ class _Compiler:
     # -- checks -----------------------------------------------------------------------------------
 
     def check(self, check: Check) -> str:
+        self.validate_event_type(check)
         folded = self.fold_event_type(check)
         if folded is not None:
             return folded
@@ -391,6 +393,16 @@ class _Compiler:
         except ValueError as exc:
             raise FilterCompileError(str(exc), value.pos) from None
         return self.predicate_call(lhs, pred, op)
+
+    def validate_event_type(self, check: Check) -> None:
+        """libsinsp refuses `evt.type` constants that name no event ("unknown event type X")."""
+        field, value = check.field, check.value
+        if (self.source != "syscall" or not isinstance(field, FieldRef) or field.name != "evt.type"
+                or field.arg is not None or check.op not in ("=", "==", "!=", "in", "intersects")):
+            return
+        for text in _constant_texts(value):
+            if text not in SYSCALL_EVENT_TYPES:
+                raise FilterCompileError(f"unknown event type {text}", value.pos if value is not None else check.pos)
 
     def fold_event_type(self, check: Check) -> str | None:
         """In a ruleset for given event types, `evt.type` checks that hold (or fail) for all of them are

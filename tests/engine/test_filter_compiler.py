@@ -308,6 +308,7 @@ def test_deeply_nested_conditions_compile() -> None:
         ("fd.sip = 10.0.0.300", "unrecognized IP address 10.0.0.300"),
         ("evt.buffer bcontains xyz", "bcontains and bstartswith operator support hex strings only"),
         ("some_macro and proc.name = a", "Undefined macro 'some_macro' used in filter."),
+        ("evt.type in (open, opne)", "unknown event type opne"),
         ("proc.name regex '('", None),
         ("proc.name = val(evt.rawarg.fd)", "field 'evt.rawarg.fd' cannot be used as a right-hand side value"),
         ("proc.name = val(proc.pid)", None),

@@ -62,3 +62,7 @@ class DeadLetterQueue:
         left = self._producer.flush(timeout)
         if errors or left:
             raise DeadLetterError(f"dead-letter topic {self.topic}: {left} undelivered, errors: {errors[:3]}")
+
+    def close(self) -> None:
+        self._producer.flush(10)
+        del self._producer

@@ -102,6 +102,7 @@ class OutputWorker:
         finally:
             await self.output.close()
             self.consumer.close()
+            self.dlq.close()
 
     def _poll_timeout(self) -> float:
         deadline = self.aggregator.next_deadline()

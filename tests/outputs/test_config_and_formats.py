@@ -123,3 +123,13 @@ def test_metrics_endpoint_uses_falcosidekick_names(kafka_config: Config, tmp_pat
     for name in ("peregrine_outputs_failed_total", "peregrine_outputs_retried_total",
                  "peregrine_outputs_dead_lettered_total", "peregrine_outputs_paused"):
         assert f"# TYPE {name.removesuffix('_total')}" in text
+
+
+def test_example_configuration_is_valid() -> None:
+    from outputs.config import load_outputs
+
+    spec = load_outputs(Path(__file__).resolve().parents[2] / "outputs" / "outputs.example.yaml")
+    assert {o.type for o in spec.outputs} >= {"stdout", "file", "syslog", "slack", "teams", "webhook",
+                                              "elasticsearch", "splunk", "sentinel", "loki", "kafka"}
+    for out in spec.outputs:
+        create(out)

@@ -182,8 +182,8 @@ class _Compiler:
             # constants come from evt.type checks folded for a ruleset's event type
             absorbing, neutral = ("False", "True") if isinstance(node, And) else ("True", "False")
             parts = []
-            for child in node.children:
-                code = self.node(child, depth + 1)
+            for child in self.merge_runs(node):
+                code = child if isinstance(child, str) else self.node(child, depth + 1)
                 if code == absorbing:
                     return absorbing
                 if code != neutral:
@@ -202,6 +202,59 @@ class _Compiler:
         if isinstance(node, Identifier):
             raise FilterCompileError(f"Undefined macro '{node.name}' used in filter.", node.pos)
         raise FilterCompileError(f"unexpected node {node!r}", 0)
+
+    def merge_runs(self, node: And | Or) -> list[Node | str]:
+        """Adjacent checks of one field with one operator become one test: `or` of `fd.name startswith`
+        checks is `startswith((a, b, ...))`, `and not` of them is `not startswith(...)`; `=`/`in` runs are
+        one set lookup. Falco's macros are full of such runs; the result is the same, evaluated in C."""
+        negated = isinstance(node, And)
+        out: list[Node | str] = []
+        run: list[Check] = []
+        run_key: tuple[Any, ...] | None = None
+
+        def flush() -> None:
+            if len(run) > 1:
+                code = self.merged_check(run)
+                if code is not None:
+                    out.append(f"(not {code})" if negated else code)
+                    return
+            out.extend(Not(c, pos=c.pos) if negated else c for c in run)
+
+        for child in node.children:
+            check = child.child if negated and isinstance(child, Not) else (None if negated else child)
+            key = _merge_key(check) if isinstance(check, Check) else None
+            if key is None or key != run_key:
+                flush()
+                run = []
+                run_key = key
+            if key is None:
+                out.append(child)
+            else:
+                assert isinstance(check, Check)
+                run.append(check)
+        flush()
+        return out
+
+    def merged_check(self, run: list[Check]) -> str | None:
+        """One test for checks of the same field and operator family, or None to compile them one by one."""
+        first = run[0]
+        assert isinstance(first.field, FieldRef)
+        try:
+            lhs = self.field(first.field)
+        except FilterCompileError:
+            return None
+        family = _merge_key(first)[1]  # type: ignore[index]
+        if lhs.mode != "scalar" or lhs.var is None or lhs.type in ("dyn", "ipnet", "ipv4net", "ipv6net"):
+            return None
+        if family != "eq" and lhs.type not in STRING_TYPES:
+            return None
+        try:
+            values = [convert_constant(t, lhs.type, c.op) for c in run for t in _constant_texts(c.value)]
+        except ValueError:
+            return None
+        if family == "eq":
+            return f"({lhs.code} in {self.const(frozenset(values))})"
+        return f"({lhs.code} is not None and {lhs.var}.{family}({self.const(tuple(values))}))"
 
     # -- values -----------------------------------------------------------------------------------
 
@@ -499,6 +552,19 @@ class _Compiler:
         namespace: dict[str, Any] = {}
         exec(compile(self.source_code, "<peregrine-condition>", "exec"), namespace)  # noqa: S102 - generated
         return dict(zip(bodies, namespace["_factory"](**self.consts), strict=True))
+
+
+def _merge_key(check: Check) -> tuple[FieldRef, str] | None:
+    """Checks that can share one test: same plain field, `startswith`, `endswith` or `=`/`in` constants."""
+    field = check.field
+    if not isinstance(field, FieldRef) or check.modifier is not None or field.name in ("evt.type", "syscall.type"):
+        return None
+    if check.op in ("startswith", "endswith") and isinstance(check.value, StrValue):
+        return (field, check.op)
+    if (check.op in ("=", "==") and isinstance(check.value, StrValue)) or (
+            check.op in ("in", "intersects") and isinstance(check.value, ListValue)):
+        return (field, "eq")
+    return None
 
 
 def _constant_texts(value: Any) -> list[str]:

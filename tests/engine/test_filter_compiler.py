@@ -356,3 +356,29 @@ def test_ruleset_shares_reads_and_repeated_macros() -> None:
     assert ruleset.match_first({"fd.name": "/etc/shadow"}) == 3
     assert ruleset.match_first({}) == -1
     assert ruleset.fields == {"evt.type", "proc.name", "proc.pname", "user.name", "fd.name"}
+
+
+@pytest.mark.parametrize(
+    ("condition", "name", "expected"),
+    [
+        ("fd.name startswith /etc or fd.name startswith /usr or fd.name = /x", "/usr/bin", True),
+        ("fd.name startswith /etc or fd.name startswith /usr", "/var", False),
+        ("fd.name endswith .so or fd.name endswith .py", "/a/b.py", True),
+        ("fd.name = /a or fd.name in (/b, /c) or fd.name == /d", "/c", True),
+        ("proc.name = x and not fd.name startswith /etc and not fd.name startswith /usr", "/usr/lib", False),
+        ("proc.name = x and not fd.name startswith /etc and not fd.name startswith /usr", "/var/lib", True),
+        ("proc.name = x and not fd.name in (/a) and not fd.name = /b", "/b", False),
+        ("proc.name = x and not fd.name in (/a) and not fd.name = /b", "/c", True),
+    ],
+)
+def test_runs_of_checks_on_one_field_are_one_test(condition: str, name: str, expected: bool) -> None:
+    f = compile_filter(parse_condition(condition))
+    assert f.match({"fd.name": name, "proc.name": "x"}) is expected
+    assert f.match({"proc.name": "x"}) is ("not" in condition)  # missing field: only `not` makes it true
+    assert f.source.count(".startswith(") <= 1 and f.source.count(".endswith(") <= 1
+
+
+def test_merged_runs_keep_compile_errors() -> None:
+    assert compile_error("proc.pid = 1 or proc.pid = abc").message == "abc is not a valid number"
+    assert compile_error("proc.pid startswith 1 or proc.pid startswith 2").message == (
+        "'startswith' operator not supported for numeric filters")

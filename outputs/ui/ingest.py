@@ -66,7 +66,8 @@ class AlertIngestor:
                 if messages:
                     result = self.store.insert(rows)
                     consumer.commit(asynchronous=False)
-                    with self.stats.lock:
+                    with self.stats.lock:  # after the commit: a reader never sees a half-counted batch
+                        self.stats.consumed += sum(1 for m in messages if m.error() is None)
                         self.stats.inserted += result.inserted
                         self.stats.duplicates += result.received - result.inserted
                         self.stats.last_batch_at = time.time()
@@ -92,8 +93,6 @@ class AlertIngestor:
                     raise RuntimeError(f"{msg.topic()}:{msg.partition()}: {err}")
                 log.warning("%s:%s: %s", msg.topic(), msg.partition(), err)
                 continue
-            with self.stats.lock:
-                self.stats.consumed += 1
             try:
                 rows.append(alert_to_row(decode_alert(msg.value() or b"")))
             except (DecodeError, ValueError) as exc:

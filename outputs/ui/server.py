@@ -144,8 +144,8 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
             response.headers["WWW-Authenticate"] = 'Bearer realm="peregrine-ui"'
         else:
             response = _login_page(status=401, next_path=request.path_qs)
-    except web.HTTPException as exc:
-        response = exc
+    except web.HTTPException as exc:  # raised by aiohttp or our handlers: answered as a plain response
+        response = web.Response(status=exc.status, body=exc.body, headers=dict(exc.headers))
     if not response.prepared:
         _harden(response)
     return response

@@ -46,7 +46,7 @@ class RunningUi:
 @contextmanager
 def running_ui(cfg: Config, db: Path, consume: bool = False) -> Iterator[RunningUi]:
     port = free_port()
-    access = ui_access(cfg, port)
+    access = ui_access(cfg, port, reset_token=True)  # a restart in the same state dir gets a fresh token
     token = access.token or ""
     stop = threading.Event()
     thread = threading.Thread(target=run_ui, args=(cfg, port, "127.0.0.1", db, stop),

@@ -1,6 +1,6 @@
 "use strict";
 // Peregrine UI. Alert text is attacker-controlled: it only ever reaches the page through textContent,
-// text nodes and attribute setters, never through innerHTML or string-built markup.
+// text nodes and attribute setters, never through an HTML-parsing sink or string-built markup.
 (() => {
   const PRIORITIES = ["Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Debug"];
   const DIMS = ["priority", "rule", "hostname", "source", "tag"];

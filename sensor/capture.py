@@ -82,7 +82,7 @@ class Capture:
         stderr = io.StringIO()
         try:
             with contextlib.redirect_stderr(stderr):
-                self._bpf = BPF(text=PROBE_SOURCE.read_text(), cflags=flags)
+                self._bpf = BPF(text=PROBE_SOURCE.read_bytes(), cflags=flags)
         except Exception as exc:
             last = (stderr.getvalue().strip().splitlines() or [str(exc)])[-1]
             raise CaptureError(f"{PROBE_SOURCE}: BPF compile/load failed: {last} "
@@ -90,24 +90,24 @@ class Capture:
         try:
             self._configure()
             b = self._bpf
-            tails = b["tails"]
-            for idx, name in enumerate(("tail_sock", "tail_walk", "tail_exec_end")):
+            tails = b[b"tails"]
+            for idx, name in enumerate((b"tail_sock", b"tail_walk", b"tail_exec_end")):
                 tails[ctypes.c_int(idx)] = ctypes.c_int(b.load_func(name, BPF.TRACEPOINT).fd)
-            b.attach_tracepoint(tp="raw_syscalls:sys_enter", fn_name="tp_sys_enter")
-            b.attach_tracepoint(tp="raw_syscalls:sys_exit", fn_name="tp_sys_exit")
-            b.attach_tracepoint(tp="sched:sched_process_exec", fn_name="tp_sched_exec")
-            b.attach_tracepoint(tp="sched:sched_process_exit", fn_name="tp_sched_exit")
-            b.attach_raw_tracepoint(tp="sched_process_fork", fn_name="rtp_sched_fork")
+            b.attach_tracepoint(tp=b"raw_syscalls:sys_enter", fn_name=b"tp_sys_enter")
+            b.attach_tracepoint(tp=b"raw_syscalls:sys_exit", fn_name=b"tp_sys_exit")
+            b.attach_tracepoint(tp=b"sched:sched_process_exec", fn_name=b"tp_sched_exec")
+            b.attach_tracepoint(tp=b"sched:sched_process_exit", fn_name=b"tp_sched_exit")
+            b.attach_raw_tracepoint(tp=b"sched_process_fork", fn_name=b"rtp_sched_fork")
         except Exception as exc:
             self.close()
             raise CaptureError(f"attaching the probe's tracepoints failed: {exc}") from None
         self.procs.seed_from_proc()
-        events = self._bpf["events"]
+        events = self._bpf[b"events"]
         self._ring = RingReader(events.map_fd, self.ring_pages * 4096)
 
     def _configure(self) -> None:
         b = self._bpf
-        want, spec = b["interesting"], b["argspec"]
+        want, spec = b[b"interesting"], b[b"argspec"]
         for nr, value in filter_table(self.types).items():
             if nr < NR_SYSCALLS:
                 want[ctypes.c_int(nr)] = ctypes.c_uint8(value)
@@ -119,11 +119,11 @@ class Capture:
         """Changes the traced set in place (new rules loaded): no re-attach, no recompile."""
         self.types = adaptive_set(set(event_types) if event_types is not None else None)
         if self._bpf is not None:
-            want = self._bpf["interesting"]
+            want = self._bpf[b"interesting"]
             table = filter_table(self.types)
             for nr in range(NR_SYSCALLS):
                 want[ctypes.c_int(nr)] = ctypes.c_uint8(table.get(nr, 0))
-            spec = self._bpf["argspec"]
+            spec = self._bpf[b"argspec"]
             for nr, value in spec_table(self.types).items():
                 spec[ctypes.c_int(nr)] = ctypes.c_uint32(value)
 
@@ -165,7 +165,7 @@ class Capture:
         return out
 
     def _percpu_sum(self, name: str) -> dict[int, int]:
-        table = self._bpf[name]
+        table = self._bpf[name.encode()]
         out: dict[int, int] = {}
         for k, v in table.items():
             total = sum(int(x) for x in v)

@@ -31,6 +31,7 @@ F_TRUNCATED = 1
 AT_FDCWD = -100
 UNSET_LOGINUID = 0xFFFFFFFF
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
+SEND_RECV = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 L4 = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
 
 Event = dict[str, Any]
@@ -434,6 +435,14 @@ class Decoder:
         if info and info.args:
             args.update(info.args)
         addr = _sockaddr(b[4]) if len(b) > 4 and len(b[4]) >= 2 else None
+        if ev["type"] in SEND_RECV and info is not None and info.args:
+            if "sip" in info.args and (addr is None or not addr[1] or ev["type"] in ("recvfrom", "recvmsg")):
+                # A connected socket: its tuple (and which end is the server) is known from connect/accept.
+                args["fd.name"] = info.name
+                ev["args"] = args
+                return
+            if "dip" in info.args and ev["type"] in ("recvfrom", "recvmsg"):
+                server_local = True  # a bound (server) socket receiving
         tup = SOCKTUPLE.unpack_from(b[5], 0) if len(b) > 5 and len(b[5]) >= SOCKTUPLE.size else None
         family = tup[0] if tup and tup[0] else (addr[0] if addr else int(args.get("family", "0") or 0))
         if family:

@@ -1,0 +1,391 @@
+"""Real eBPF capture: each syscall family, done for real by a tiny C helper, yields exactly the expected event.
+
+Needs root and a kernel that runs eBPF. The probe is compiled once for the module.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sensor.capture import Capture, CaptureError
+
+pytestmark = pytest.mark.ebpf
+if os.geteuid() != 0:
+    pytest.skip("capture tests need root (eBPF)", allow_module_level=True)
+
+HERE = Path(__file__).resolve().parent
+Event = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def act() -> Iterator[str]:
+    """The helper binary, in a directory any uid can reach (some tests drop privileges before exec)."""
+    with tempfile.TemporaryDirectory(prefix="peregrine-act-") as d:
+        os.chmod(d, 0o755)
+        out = os.path.join(d, "act")
+        subprocess.run(["gcc", "-O1", "-pthread", "-o", out, str(HERE / "actions.c")], check=True)
+        yield out
+
+
+@pytest.fixture(scope="module")
+def cap() -> Iterator[Capture]:
+    c = Capture(None, argv_max=8)
+    try:
+        c.start()
+    except CaptureError as exc:
+        pytest.skip(f"eBPF unavailable: {exc}")
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def run(cap: Capture, argv: list[str], preexec: Callable[[], None] | None = None, cwd: str | None = None,
+        pass_fds: tuple[int, ...] = ()) -> tuple[int, list[Event]]:
+    """Runs argv as a child and returns its pid and the events of it and its descendants, up to its exit."""
+    while cap.poll(0):
+        pass
+    proc = subprocess.Popen(argv, preexec_fn=preexec, cwd=cwd, pass_fds=pass_fds)
+    proc.wait()
+    pids, events = {proc.pid}, []
+    deadline = time.monotonic() + 10
+    done = False
+    while not done and time.monotonic() < deadline:
+        for ev in cap.poll(100):
+            if ev["pid"] in pids:
+                events.append(ev)
+                if ev["type"] in ("clone", "fork", "vfork", "clone3"):
+                    pids.add(int(ev["args"]["child_pid"]))
+                if ev["type"] == "procexit" and ev["pid"] == proc.pid and ev["tid"] == proc.pid:
+                    done = True
+    assert done, f"no procexit seen for {argv} (pid {proc.pid})"
+    return proc.pid, events
+
+
+def of_type(events: list[Event], *types: str) -> list[Event]:
+    return [e for e in events if e["type"] in types]
+
+
+def one(events: list[Event], type_: str, **args: str) -> Event:
+    found = [e for e in events if e["type"] == type_ and all(e["args"].get(k) == v for k, v in args.items())]
+    assert len(found) == 1, f"{type_} {args}: {len(found)} matches in {[(e['type'], e['args']) for e in events]}"
+    return found[0]
+
+
+# --- process execution, fork, exit ---------------------------------------------------------------------------
+
+
+def test_exec_carries_argv_exe_cwd_and_process_context(cap: Capture, act: str, tmp_path: Path) -> None:
+    pid, events = run(cap, [act, "exec", "/bin/true", "one", "two words"], cwd=str(tmp_path))
+    execs = of_type(events, "execve")
+    assert [e["args"]["filename"] for e in execs] == [act, "/bin/true"]
+    first, second = execs
+    assert first["pid"] == second["pid"] == pid and first["ppid"] == os.getpid()
+    assert first["proc"]["exepath"] == act and first["proc"]["args"] == ["exec", "/bin/true", "one", "two words"]
+    assert second["proc"]["exe"] == "/bin/true" and second["proc"]["args"] == ["one", "two words"]
+    assert second["proc"]["exepath"] == "/bin/true" and second["comm"] == "true"
+    for e in execs:
+        assert e["proc"]["cwd"] == str(tmp_path)
+        assert e["res"] == 0 and e["uid"] == 0 and e["euid"] == 0
+        assert e["proc"]["sid"] == os.getsid(0) and e["proc"]["pgid"] == os.getpgid(0)
+        assert e["proc"]["vpid"] == pid and e["proc"]["cap_effective"] != 0
+        assert e["proc"]["args_truncated"] is False
+    exits = of_type(events, "procexit")
+    assert len(exits) == 1 and exits[0]["args"]["status"] == "0"
+
+
+def test_argv_is_bounded_and_truncation_marked(cap: Capture, act: str) -> None:
+    many = [f"a{i}" for i in range(20)]
+    _pid, events = run(cap, [act, "exec", "/bin/true", *many])
+    last = of_type(events, "execve")[-1]
+    assert last["proc"]["args"] == many[:7]  # argv_max=8 counts argv[0]
+    assert last["proc"]["args_truncated"] is True
+    assert cap.drops()["n_args_truncated"] >= 1
+
+
+def test_failed_exec_is_an_event_with_the_error(cap: Capture, act: str) -> None:
+    _pid, events = run(cap, [act, "execfail"])
+    e = [x for x in of_type(events, "execve") if x["res"] != 0]
+    assert len(e) == 1 and e[0]["res"] == -2 and e[0]["args"]["filename"] == "/nonexistent/peregrine-bin"
+
+
+def test_fork_thread_and_exit_status(cap: Capture, act: str) -> None:
+    pid, events = run(cap, [act, "fork"])
+    clones = [e for e in of_type(events, "clone", "clone3", "fork", "vfork") if e["pid"] == pid]
+    procs = [e for e in clones if "CLONE_THREAD" not in e["args"]["flags"]]
+    threads = [e for e in clones if "CLONE_THREAD" in e["args"]["flags"]]
+    assert len(procs) == 1 and len(threads) == 1
+    child = int(procs[0]["args"]["child_pid"])
+    assert procs[0]["res"] == child and procs[0]["args"]["child_tid"] == str(child) and child != pid
+    assert threads[0]["args"]["child_pid"] == str(pid) and threads[0]["res"] != pid
+    assert procs[0]["proc"]["vpid"] == child
+    child_exit = [e for e in of_type(events, "procexit") if e["pid"] == child]
+    assert len(child_exit) == 1 and child_exit[0]["args"]["status"] == str(3 << 8)
+    assert child_exit[0]["ppid"] == pid
+
+
+def test_exit_code_of_the_process(cap: Capture, act: str) -> None:
+    pid, events = run(cap, [act, "exit", "7"])
+    e = [x for x in of_type(events, "procexit") if x["tid"] == pid]
+    assert len(e) == 1 and e[0]["args"]["ret"] == "7"
+
+
+def test_loginuid_uid_and_tty_of_a_login_session(cap: Capture, act: str) -> None:
+    master, slave = pty.openpty()
+    slave_name = os.ttyname(slave)
+    rdev = os.stat(slave_name).st_rdev
+    major, minor = os.major(rdev), os.minor(rdev)
+    tty_nr = (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+
+    def login() -> None:
+        os.setsid()
+        fd = os.open(slave_name, os.O_RDWR)  # a session leader's first tty becomes its controlling tty
+        os.close(fd)
+        with open("/proc/self/loginuid", "w") as f:
+            f.write("1234")
+        os.setgid(65534)
+        os.setuid(65534)
+
+    try:
+        pid, events = run(cap, [act, "exec", "/bin/true"], preexec=login)
+    finally:
+        os.close(master)
+        os.close(slave)
+    e = of_type(events, "execve")[-1]
+    assert e["loginuid"] == 1234 and e["uid"] == 65534 and e["euid"] == 65534 and e["gid"] == 65534
+    assert e["proc"]["tty"] == tty_nr and e["proc"]["sid"] == pid
+
+
+# --- files ---------------------------------------------------------------------------------------------------
+
+
+def test_open_resolves_relative_paths_against_cwd(cap: Capture, act: str, tmp_path: Path) -> None:
+    (tmp_path / "rel.txt").write_text("x")
+    _pid, events = run(cap, [act, "open", "rel.txt"], cwd=str(tmp_path))
+    rel = one(events, "openat", name=str(tmp_path / "rel.txt"))  # glibc's open() is openat(AT_FDCWD, ...)
+    assert rel["res"] >= 3 and rel["args"]["fd"] == str(rel["res"]) and rel["args"]["flags"] == "0"
+    absolute = one(events, "openat", name="/etc/hostname")
+    assert int(absolute["args"]["flags"]) == os.O_RDONLY | os.O_CLOEXEC
+    close = [e for e in of_type(events, "close") if e["args"].get("fd.name") == str(tmp_path / "rel.txt")]
+    assert len(close) == 1 and close[0]["args"]["fd"] == rel["args"]["fd"]
+
+
+def test_openat_with_dirfd_creat_and_failure(cap: Capture, act: str, tmp_path: Path) -> None:
+    _pid, events = run(cap, [act, "openat", str(tmp_path), "new.txt"])
+    e = one(events, "openat", name=str(tmp_path / "new.txt"))
+    assert int(e["args"]["flags"]) == os.O_WRONLY | os.O_CREAT | os.O_TRUNC and e["args"]["mode"] == str(0o640)
+    assert e["args"]["dirfd"] != "-100" and e["res"] >= 0
+    failed = one(events, "openat", name="/nonexistent/peregrine")
+    assert failed["res"] == -2 and failed["args"]["dirfd"] == "-100"
+
+
+def test_openat2_and_creat(cap: Capture, act: str, tmp_path: Path) -> None:
+    _pid, events = run(cap, [act, "openat2", "/etc/hostname"])
+    e = one(events, "openat2", name="/etc/hostname")
+    assert e["res"] >= 0 and e["args"]["resolve"] == "4"  # RESOLVE_NO_SYMLINKS
+    _pid, events = run(cap, [act, "creat", "c.txt"], cwd=str(tmp_path))
+    e = one(events, "creat", name=str(tmp_path / "c.txt"))
+    assert e["args"]["mode"] == str(0o600) and e["res"] >= 0
+
+
+def test_chdir_and_fchdir_move_the_cwd(cap: Capture, act: str, tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    _pid, events = run(cap, [act, "chdir", str(tmp_path), "/usr/share"], cwd="/")
+    assert one(events, "chdir", path=str(tmp_path))["res"] == 0
+    f = one(events, "fchdir")
+    assert f["args"]["path"] == "/usr/share" and f["args"]["fd.name"] == "/usr/share"
+    assert one(events, "openat", name="/usr/share/x")["res"] == -2
+
+
+def test_file_syscalls_with_resolved_paths(cap: Capture, act: str, tmp_path: Path) -> None:
+    d = str(tmp_path)
+    _pid, events = run(cap, [act, "files", d])
+    assert one(events, "mkdir", path=f"{d}/d")["args"]["mode"] == str(0o750)
+    assert one(events, "mkdirat", path=f"{d}/d2")["args"]["mode"] == str(0o700)
+    assert one(events, "chmod", filename=f"{d}/f")["args"]["mode"] == str(0o644)
+    assert one(events, "fchmod", **{"fd.name": f"{d}/f"})["args"]["mode"] == str(0o640)
+    assert one(events, "fchmodat", filename=f"{d}/f")["args"]["mode"] == str(0o600)
+    one(events, "link", oldpath=f"{d}/f", newpath=f"{d}/hard")
+    one(events, "linkat", oldpath=f"{d}/f", newpath=f"{d}/hard2")
+    one(events, "symlink", target="f", linkpath=f"{d}/sym")
+    one(events, "symlinkat", target="/etc/passwd", linkpath=f"{d}/sym2")
+    one(events, "rename", oldpath=f"{d}/hard", newpath=f"{d}/hard.renamed")
+    one(events, "renameat", oldpath=f"{d}/hard2", newpath=f"{d}/hard2.renamed")
+    one(events, "renameat2", oldpath=f"{d}/sym", newpath=f"{d}/sym.renamed")
+    one(events, "unlink", path=f"{d}/hard.renamed")
+    one(events, "unlinkat", name=f"{d}/hard2.renamed")
+    assert one(events, "unlinkat", name=f"{d}/d2")["args"]["flags"] == "512"  # AT_REMOVEDIR
+    one(events, "rmdir", path=f"{d}/d")
+    dup = one(events, "dup", **{"fd.name": f"{d}/f"})
+    assert dup["res"] >= 3 and dup["args"]["newfd"] == str(dup["res"])
+    assert one(events, "dup2", **{"fd.name": f"{d}/f"})["res"] == 40
+    assert one(events, "dup3", **{"fd.name": f"{d}/f"})["res"] == 41
+    assert all(e["res"] >= 0 for e in events if e["type"] not in ("execve",))
+
+
+def test_mount_and_umount(cap: Capture, act: str, tmp_path: Path) -> None:
+    _pid, events = run(cap, [act, "mount", str(tmp_path)])
+    m = one(events, "mount", dir=str(tmp_path))
+    assert m["args"]["type"] == "tmpfs" and m["args"]["dev"] == "none" and m["res"] == 0
+    assert one(events, "umount2", name=str(tmp_path))["res"] == 0
+
+
+def test_misc_security_relevant_syscalls(cap: Capture, act: str) -> None:
+    _pid, events = run(cap, [act, "misc"])
+    assert one(events, "setuid", uid="0")["res"] == 0
+    assert one(events, "setgid", gid="0")["res"] == 0
+    assert one(events, "ptrace", request="2", pid="1")  # PTRACE_PEEKDATA
+    assert one(events, "unshare", flags=str(0x04000000))["res"] == 0
+    assert one(events, "setns", nstype=str(0x04000000))["args"]["fd.name"] == "/proc/self/ns/uts"
+    memfd = one(events, "memfd_create", name="peregrine-memfd")
+    assert memfd["res"] >= 3
+    assert one(events, "bpf", cmd="999")["res"] < 0
+    assert one(events, "userfaultfd")
+    assert one(events, "init_module", uargs="peregrine=1")["res"] < 0
+    assert one(events, "finit_module", name="/dev/null")["res"] < 0
+
+
+# --- network -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode,local", [("tcp4", "127.0.0.1"), ("tcp6", "::1")])
+def test_tcp_connect_accept_with_both_ends(cap: Capture, act: str, mode: str, local: str) -> None:
+    _pid, events = run(cap, [act, mode])
+    family = "2" if mode == "tcp4" else "10"
+    sock = of_type(events, "socket")
+    assert len(sock) == 2 and all(s["args"]["domain"] == family and s["args"]["type"] == "1" for s in sock)
+    bind = one(events, "bind")
+    assert bind["args"]["dip"] == local and bind["args"]["family"] == family and bind["res"] == 0
+    listen = one(events, "listen")
+    port = listen["args"]["dport"]
+    assert int(port) > 0 and listen["args"]["dip"] == local
+    conn = one(events, "connect")
+    assert conn["args"]["dip"] == local and conn["args"]["dport"] == port and conn["args"]["sip"] == local
+    assert conn["args"]["l4proto"] == "tcp" and conn["res"] == 0
+    cport = conn["args"]["sport"]
+    assert conn["args"]["fd.name"] == f"{local}:{cport}->{local}:{port}"
+    acc = one(events, "accept4")
+    assert acc["args"]["fd.name"] == conn["args"]["fd.name"] and acc["res"] >= 3
+    assert acc["args"]["sip"] == local and acc["args"]["sport"] == cport and acc["args"]["dport"] == port
+    send = one(events, "sendto")
+    assert send["args"]["fd.name"] == conn["args"]["fd.name"] and send["res"] == 3
+    recv = one(events, "recvfrom")
+    assert recv["args"]["fd.name"] == conn["args"]["fd.name"]
+    dup = one(events, "dup", **{"fd.name": conn["args"]["fd.name"]})
+    assert dup["args"]["dip"] == local and dup["args"]["dport"] == port
+
+
+def test_udp_sendto_and_sendmsg_name_the_destination(cap: Capture, act: str) -> None:
+    _pid, events = run(cap, [act, "udp4", "9"])
+    for type_ in ("sendto", "sendmsg"):
+        e = one(events, type_)
+        assert e["args"]["dip"] == "127.0.0.1" and e["args"]["dport"] == "9" and e["args"]["l4proto"] == "udp"
+        assert e["args"]["fd.name"].endswith("->127.0.0.1:9")
+
+
+def test_unix_socket_paths(cap: Capture, act: str, tmp_path: Path) -> None:
+    path = str(tmp_path / "s.sock")
+    _pid, events = run(cap, [act, "unix", path])
+    assert one(events, "bind")["args"]["path"] == path
+    conn = one(events, "connect")
+    assert conn["args"]["path"] == path and conn["args"]["family"] == "1" and conn["res"] == 0
+
+
+# --- containers, meta events, accounting ---------------------------------------------------------------------
+
+
+def _cgroup2_root() -> Path | None:
+    for line in Path("/proc/mounts").read_text().splitlines():
+        parts = line.split()
+        if parts[2] == "cgroup2":
+            return Path(parts[1])
+    return None
+
+
+@pytest.mark.parametrize("layout,runtime", [
+    ("system.slice/docker-{id}.scope", "docker"),
+    ("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid}.slice/cri-containerd-{id}.scope",
+     "containerd"),
+    ("kubepods/besteffort/pod{uid}/{id}", "containerd"),
+    ("machine.slice/libpod-{id}.scope", "podman"),
+])
+def test_process_in_a_container_cgroup_has_its_container_id(cap: Capture, act: str, layout: str,
+                                                              runtime: str) -> None:
+    root = _cgroup2_root()
+    if root is None:
+        pytest.skip("no cgroup v2 hierarchy mounted")
+    cid = uuid.uuid4().hex + uuid.uuid4().hex
+    rel = layout.format(id=cid, uid=str(uuid.uuid4()).replace("-", "_"))
+    path = root / rel
+    path.mkdir(parents=True)
+
+    def enter() -> None:
+        (path / "cgroup.procs").write_text("0")
+
+    try:
+        _pid, events = run(cap, [act, "exec", "/bin/true"], preexec=enter)
+    finally:
+        for d in [path, *path.relative_to(root).parents][:-1]:
+            target = d if d.is_absolute() else root / d
+            for _ in range(50):
+                try:
+                    target.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+    execs = of_type(events, "execve")
+    assert execs and all(e["proc"]["container_id"] == cid[:12] for e in execs)
+    meta = [e for e in events if e["type"] == "container"]
+    assert len(meta) == 1 and meta[0]["args"] == {"id": cid[:12], "type": runtime, "full_id": cid}
+
+
+def test_host_process_has_no_container_and_a_user_event_precedes_new_uids(cap: Capture, act: str) -> None:
+    def become() -> None:
+        os.setuid(4242)
+
+    _pid, events = run(cap, [act, "exec", "/bin/true"], preexec=become)
+    assert all(e["proc"]["container_id"] == "" for e in of_type(events, "execve"))
+    users = [i for i, e in enumerate(events) if e["type"] == "user" and e["args"]["uid"] == "4242"]
+    first_use = next(i for i, e in enumerate(events) if e["uid"] == 4242 and e["type"] != "user")
+    assert len(users) == 1 and users[0] < first_use
+
+
+def test_only_the_adaptive_set_is_traced_and_counted(act: str) -> None:
+    c = Capture({"mkdir"})
+    c.start()
+    try:
+        _pid, events = run(c, [act, "files", "/tmp"])
+        _pid2, _events2 = run(c, [act, "files", "/tmp"])
+    finally:
+        stats, drops = c.stats(), c.drops()
+        c.close()
+    types = {e["type"] for e in events}
+    assert "mkdir" in types and "execve" in types and "procexit" in types
+    assert not types & {"chmod", "link", "rename", "unlink", "symlink", "mkdirat"}
+    assert stats["mkdir"] >= 2 and stats["n_evts"] >= len(events)
+    assert drops["n_drops_buffer"] == 0
+
+
+def test_not_root_is_a_clear_error() -> None:
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setuid(65534)
+            Capture(None).start()
+        except CaptureError as exc:
+            code = 0 if "root" in str(exc) and "\n" not in str(exc) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

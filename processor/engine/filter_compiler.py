@@ -432,7 +432,7 @@ class _Compiler:
         if check.modifier is not None:
             if lhs.type in IP_TYPES and op not in ("=", "==", "!="):
                 raise FilterCompileError(
-                    f"'{op}' operator not supported for ip address and network filters", check.pos)
+                    f"filter error: '{op}' operator not supported for ip address and network filters", check.pos)
             try:
                 pred = modifier_predicate(op, lhs.type, check.modifier, list(rhs))
             except ValueError as exc:

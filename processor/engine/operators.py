@@ -30,7 +30,12 @@ LIST_FIELD_TYPES = frozenset({"charbuf", "uint64", "reltime", "abstime", "bool",
 
 
 def comparable_error(op: str, type_: str, is_list: bool) -> str | None:
-    """libsinsp's `flt_is_comparable`: None when `op` applies to the type, else its message."""
+    """libsinsp's `flt_is_comparable`: None when `op` applies to the type, else the compiler's message."""
+    err = _comparable_error(op, type_, is_list)
+    return None if err is None else "filter error: " + err
+
+
+def _comparable_error(op: str, type_: str, is_list: bool) -> str | None:
     if op == "exists":
         return None
     if is_list:
@@ -71,7 +76,7 @@ def convert_constant(text: str, type_: str, op: str) -> Any:
     """A right-hand constant in the field's type, as libsinsp's value parser does at compile time."""
     if op in ("bcontains", "bstartswith"):
         if len(text) % 2 or re.fullmatch(r"[0-9a-fA-F]*", text) is None:
-            raise ValueError("bcontains and bstartswith operator support hex strings only")
+            raise ValueError("filter error: bcontains and bstartswith operator support hex strings only")
         return bytes.fromhex(text)
     if type_ in STRING_TYPES:
         return text

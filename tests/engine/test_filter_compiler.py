@@ -296,17 +296,17 @@ def test_deeply_nested_conditions_compile() -> None:
         ("proc.aname[x] = bash", "x is not a valid number"),
         ("container.mount.dest = x", "filter 'container.mount.dest': container.mount.dest requires an argument "
                                      "but none provided"),
-        ("proc.name bcontains 6869", "'bcontains' operator not supported for string filters"),
-        ("proc.pid contains 1", "'contains' operator not supported for numeric filters"),
-        ("proc.is_exe_upper_layer > 1", "'>' operator not supported for numeric filters"),
-        ("fd.sip startswith 10.", "'startswith' operator not supported for ip address and network filters"),
-        ("evt.buffer icontains x", "'icontains' operator not supported for buffer filters"),
-        ("fd.types = file", "'=' operator not supported list filters"),
+        ("proc.name bcontains 6869", "filter error: 'bcontains' operator not supported for string filters"),
+        ("proc.pid contains 1", "filter error: 'contains' operator not supported for numeric filters"),
+        ("proc.is_exe_upper_layer > 1", "filter error: '>' operator not supported for numeric filters"),
+        ("fd.sip startswith 10.", "filter error: 'startswith' operator not supported for ip address and network filters"),
+        ("evt.buffer icontains x", "filter error: 'icontains' operator not supported for buffer filters"),
+        ("fd.types = file", "filter error: '=' operator not supported list filters"),
         ("proc.pid = abc", "abc is not a valid number"),
         ("proc.pid > 0x10", "0x10 is not a valid number"),
         ("proc.is_exe_upper_layer = yes", "filter error: unrecognized boolean value yes"),
         ("fd.sip = 10.0.0.300", "unrecognized IP address 10.0.0.300"),
-        ("evt.buffer bcontains xyz", "bcontains and bstartswith operator support hex strings only"),
+        ("evt.buffer bcontains xyz", "filter error: bcontains and bstartswith operator support hex strings only"),
         ("some_macro and proc.name = a", "Undefined macro 'some_macro' used in filter."),
         ("evt.type in (open, opne)", "unknown event type opne"),
         ("proc.name regex '('", None),
@@ -381,4 +381,4 @@ def test_runs_of_checks_on_one_field_are_one_test(condition: str, name: str, exp
 def test_merged_runs_keep_compile_errors() -> None:
     assert compile_error("proc.pid = 1 or proc.pid = abc").message == "abc is not a valid number"
     assert compile_error("proc.pid startswith 1 or proc.pid startswith 2").message == (
-        "'startswith' operator not supported for numeric filters")
+        "filter error: 'startswith' operator not supported for numeric filters")

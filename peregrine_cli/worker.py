@@ -12,6 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--rules", nargs="+", default=[], metavar="FILE", help="rule files or directories")
     parser.add_argument("--metrics-port", type=int, help="/metrics and /healthz port (0 disables)")
     parser.add_argument("--loglevel", default="WARNING")
+    parser.add_argument("--decode-only", action="store_true",
+                        help="decode each record and discard it (throughput baseline for benchmarks)")
     parser.set_defaults(func=run)
 
 
@@ -22,4 +24,4 @@ def run(args: argparse.Namespace) -> int:
     require_kafka(cfg)
     if args.metrics_port is not None:
         cfg.worker.metrics_port = args.metrics_port
-    return run_worker(cfg, args.rules or cfg.rules_files, args.loglevel)
+    return run_worker(cfg, args.rules or cfg.rules_files, args.loglevel, args.decode_only)

@@ -1,4 +1,4 @@
-"""Worker metrics, with Falco's names where Falco has one."""
+"""Worker metrics, with Falco's names where Falco has one (falcosecurity_falco_*), Peregrine's otherwise."""
 
 from __future__ import annotations
 
@@ -14,12 +14,18 @@ RECORDS = Counter("peregrine_worker_records_total", "Event batch records consume
 DLQ = Counter("peregrine_worker_dlq_records_total", "Records and events sent to the dead-letter topic", ["reason"],
               registry=REGISTRY)
 ALERTS = Counter("peregrine_worker_alerts_produced_total", "Alerts acknowledged by the alerts topic", registry=REGISTRY)
-RULES_LOADS = Counter("peregrine_worker_rules_loads_total", "Rule set loads", ["result"], registry=REGISTRY)
+RULES_LOADS = Counter("peregrine_worker_rules_loads_total", "Rule set loads (result=ok|failed)", ["result"],
+                      registry=REGISTRY)
 RELOAD_TS = Gauge("falcosecurity_falco_reload_timestamp_nanoseconds", "Last successful rules load", registry=REGISTRY)
 N_THREADS = Gauge("falcosecurity_falco_n_threads", "Processes in the thread table (all hosts of this worker)",
                   registry=REGISTRY)
 N_DROPS_FULL_THREADTABLE = Gauge("falcosecurity_falco_n_drops_full_threadtable",
                                  "Processes not tracked because a host's table was full", registry=REGISTRY)
+PURGED = Gauge("peregrine_worker_threads_purged", "Exited processes purged from the table after the grace period",
+               registry=REGISTRY)
+STATE_ENTRIES = Gauge("peregrine_worker_state_entries", "Entries in each worker table (all hosts of this worker)",
+                      ["table"], registry=REGISTRY)
+HOSTS = Gauge("peregrine_worker_hosts", "Hosts with processes in this worker's thread table", registry=REGISTRY)
 CONSUMER_LAG = Gauge("peregrine_worker_consumer_lag", "Records behind the end of the partition", ["topic", "partition"],
                      registry=REGISTRY)
 BATCH_SECONDS = Histogram("peregrine_worker_batch_seconds", "Time to process one event batch record",

@@ -54,13 +54,8 @@ def build_engine(cfg: Config, texts: dict[str, str]) -> tuple[Any | None, Any]:
     engine = RulesEngine(engine_config(cfg))
     result = engine.load_rules_content(list(texts.items()))
     if not result.successful:
-        result = result.as_text(texts) if _takes_contents(result) else result
-        return None, result
+        return None, result.as_text()
     return engine, result
-
-
-def _takes_contents(result: Any) -> bool:
-    return callable(getattr(result, "as_text", None))
 
 
 @dataclass
@@ -76,6 +71,8 @@ class RulesHolder:
     last_error: str = ""
     reload_ts_ns: int = 0
     on_change: list[Callable[[Any], None]] = field(default_factory=list)
+    on_refused: list[Callable[[str], None]] = field(default_factory=list)
+    caught_up: threading.Event = field(default_factory=threading.Event)
 
     def texts(self) -> dict[str, str]:
         merged = dict(self.local)
@@ -91,6 +88,8 @@ class RulesHolder:
             self.loads_failed += 1
             self.last_error = _report_text(result)
             log.error("rules refused, previous rules stay in force:\n%s", self.last_error)
+            for refused in self.on_refused:
+                refused(self.last_error)
             return False
         self.engine = engine
         self.loads_ok += 1
@@ -116,7 +115,10 @@ def _report_text(result: Any) -> str:
 
 
 def watch_rules_topic(holder: RulesHolder, stop: threading.Event) -> threading.Thread:
-    """Every worker reads the whole rules topic (no consumer group): each needs every file."""
+    """Every worker reads the whole rules topic (assigned, never committed): each needs every file.
+
+    `holder.caught_up` is set once everything published before start-up is read, so a worker can wait for the
+    rules in force before it evaluates its first event."""
     from confluent_kafka import Consumer, TopicPartition
 
     from settings.kafka_clients import consumer_config
@@ -127,6 +129,13 @@ def watch_rules_topic(holder: RulesHolder, stop: threading.Event) -> threading.T
         try:
             meta = consumer.list_topics(topic, timeout=10)
             parts = list(meta.topics[topic].partitions) if topic in meta.topics else [0]
+            pending = {}
+            for p in parts:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if high > low:
+                    pending[p] = high
+            if not pending:
+                holder.caught_up.set()
             consumer.assign([TopicPartition(topic, p, -2) for p in parts])  # -2: OFFSET_BEGINNING
             while not stop.is_set():
                 msg = consumer.poll(0.5)
@@ -141,6 +150,13 @@ def watch_rules_topic(holder: RulesHolder, stop: threading.Event) -> threading.T
                 ok = holder.publish_update(name, text)
                 log.warning("rules file %s from %s:%s:%s %s", name, topic, msg.partition(), msg.offset(),
                             "loaded" if ok else "REFUSED (validation failed); previous rules stay")
+                if pending and (msg.offset() or 0) + 1 >= pending.get(msg.partition(), 0):
+                    pending.pop(msg.partition(), None)
+                    if not pending:
+                        holder.caught_up.set()
+        except Exception:
+            log.exception("rules topic %s: watcher stopped", topic)
+            raise
         finally:
             consumer.close()
 
@@ -149,8 +165,17 @@ def watch_rules_topic(holder: RulesHolder, stop: threading.Event) -> threading.T
     return thread
 
 
+def validate_for_publish(cfg: Config, paths: list[str], base: list[str] | None = None) -> tuple[bool, str]:
+    """What a worker would do with these files: overlay them on its local rules (`base`, default: the configured or
+    default rules) and load the lot. (ok, Falco's report)."""
+    holder = RulesHolder(cfg, local_rule_texts(base if base is not None else cfg.rules_files))
+    holder.published = {Path(p).name: Path(p).read_text() for p in paths}
+    engine, result = build_engine(cfg, holder.texts())
+    return engine is not None, _report_text(result)
+
+
 def publish_rules(cfg: Config, paths: list[str]) -> list[str]:
-    """`peregrine rules publish`: validate locally first, then send each file keyed by its base name."""
+    """Send each file to the compacted rules topic keyed by its base name; no validation (callers validate first)."""
     from confluent_kafka import Producer
 
     from settings.kafka_clients import producer_config

@@ -42,6 +42,24 @@ class HostState:
     evicted: int = 0
     purged: int = 0
     _exited: deque[tuple[int, str]] = field(default_factory=deque)
+    _adopted: bool = False
+
+    def forget_counts(self) -> None:
+        """After a rebalance the tables hold other hosts (recovered from changelogs): recount before the next write."""
+        self._adopted = False
+
+    def _adopt(self) -> None:
+        """Per-host counts and the exited-process purge queue, rebuilt from what the table holds (one scan)."""
+        counts: dict[str, int] = {}
+        exited: list[tuple[int, str]] = []
+        for key, rec in list(self.procs.items()):
+            host = key.rsplit("|", 1)[0]
+            counts[host] = counts.get(host, 0) + 1
+            if rec and rec.get("exit_ts"):
+                exited.append((int(rec["exit_ts"]), key))
+        self.proc_counts = counts
+        self._exited = deque(sorted(exited))
+        self._adopted = True
 
     def proc(self, host: str, pid: int) -> Record | None:
         return self.procs.get(proc_key(host, pid))
@@ -74,6 +92,8 @@ class HostState:
         etype = ev["type"]
         if etype not in LIFECYCLE_TYPES:
             return
+        if not self._adopted:
+            self._adopt()
         if etype in FORK_TYPES:
             self._fork(host, ev)
         elif etype in EXEC_TYPES:

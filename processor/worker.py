@@ -30,7 +30,8 @@ from settings.kafka_clients import faust_settings
 log = logging.getLogger("peregrine.worker")
 
 
-def build_app(cfg: Config, rules_files: list[str]) -> faust.App:
+def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) -> faust.App:
+    """The worker app. `decode_only` decodes each record and discards it: the throughput baseline."""
     k = cfg.kafka
     app = faust.App(
         cfg.worker.app_id,
@@ -63,72 +64,100 @@ def build_app(cfg: Config, rules_files: list[str]) -> faust.App:
     if not holder.load():
         raise SystemExit(f"peregrine worker: rules do not load:\n{holder.last_error}")
     metrics.RULES_LOADS.labels("ok").inc()
+    metrics.RULES_LOADS.labels("failed")  # exported as 0 from the start: alerting on increase() needs the series
     metrics.RELOAD_TS.set(holder.reload_ts_ns)
+
+    def on_rules_loaded(_engine: Any) -> None:
+        metrics.RULES_LOADS.labels("ok").inc()
+        metrics.RELOAD_TS.set(holder.reload_ts_ns)
+
+    holder.on_change.append(on_rules_loaded)
+    holder.on_refused.append(lambda _report: metrics.RULES_LOADS.labels("failed").inc())
+    for reason in ("decode", "engine"):
+        metrics.DLQ.labels(reason)
     stop = threading.Event()
+    processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to process, for lag
 
     async def dead_letter(msg: Any, reason: str, error: str, value: bytes) -> None:
         headers = [("peregrine.source", f"{msg.topic}:{msg.partition}:{msg.offset}".encode()),
                    ("peregrine.reason", reason.encode()), ("peregrine.error", error.encode()[:4000])]
         fut = await dlq_topic.send(key=msg.key, value=value, headers=headers)
-        await fut
+        await fut  # acknowledged before this record's offset can commit
         metrics.DLQ.labels(reason).inc()
+
+    async def handle(msg: Any) -> None:
+        started = time.perf_counter()
+        metrics.RECORDS.labels(msg.topic, str(msg.partition)).inc()
+        try:
+            batch = decode_batch(msg.value)
+        except DecodeError as exc:
+            log.warning("%s:%s:%s: undecodable record sent to %s: %s", msg.topic, msg.partition, msg.offset,
+                        k.topics.events_dlq, exc)
+            await dead_letter(msg, "decode", str(exc), msg.value or b"")
+            return
+        if decode_only:
+            metrics.EVENTS.inc(len(batch["events"]))
+            return
+        result = process_batch(batch, state, holder.engine)
+        futures = [await alerts_topic.send(key=a["hostname"].encode(), value=encode_alert(a))
+                   for a in result.alerts]
+        for failure in result.failures:
+            log.warning("%s:%s:%s: event seq %s made the engine raise: %s", msg.topic, msg.partition, msg.offset,
+                        failure.seq, failure.error)
+            await dead_letter(msg, "engine", f"seq {failure.seq}: {failure.error}", orjson.dumps(failure.event))
+        if futures:
+            await asyncio.gather(*futures)  # alerts acknowledged before this record's offset can commit
+        if result.state_changes:
+            await app.producer.flush()  # changelog writes durable before this offset can commit
+        metrics.ALERTS.inc(len(futures))
+        metrics.EVENTS.inc(result.events)
+        for (rule, priority, source), n in result.matches.items():
+            metrics.RULE_MATCHES.labels(rule, priority, source).inc(n)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     @app.agent(events_topic, concurrency=1)
     async def process_events(stream: faust.StreamT) -> Any:
+        # The rules in force are the published ones: read the rules topic to its end before the first event.
+        await asyncio.get_running_loop().run_in_executor(None, holder.caught_up.wait, 60.0)
         async for event in stream.events():
             msg = event.message
-            started = time.perf_counter()
-            metrics.RECORDS.labels(msg.topic, str(msg.partition)).inc()
-            try:
-                batch = decode_batch(msg.value)
-            except DecodeError as exc:
-                log.warning("%s:%s:%s: undecodable record sent to %s: %s", msg.topic, msg.partition, msg.offset,
-                            k.topics.events_dlq, exc)
-                await dead_letter(msg, "decode", str(exc), msg.value or b"")
-                continue
-            result = process_batch(batch, state, holder.engine)
-            futures = [await alerts_topic.send(key=a["hostname"].encode(), value=encode_alert(a))
-                       for a in result.alerts]
-            for failure in result.failures:
-                log.warning("%s:%s:%s: event seq %s made the engine raise: %s", msg.topic, msg.partition, msg.offset,
-                            failure.seq, failure.error)
-                await dead_letter(msg, "engine", f"seq {failure.seq}: {failure.error}", orjson.dumps(failure.event))
-            if futures:
-                await asyncio.gather(*futures)
-            if result.state_changes or futures:
-                await app.producer.flush()  # changelog writes durable before this offset can commit
-            metrics.ALERTS.inc(len(futures))
-            metrics.EVENTS.inc(result.events)
-            for (rule, priority, source), n in result.matches.items():
-                metrics.RULE_MATCHES.labels(rule, priority, source).inc(n)
-            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            await handle(msg)
+            processed[(msg.topic, msg.partition)] = msg.offset + 1
 
     @app.task
     async def start_side_services() -> None:
-        def on_change(_engine: Any) -> None:
-            metrics.RELOAD_TS.set(holder.reload_ts_ns)
-        holder.on_change.append(on_change)
         watch_rules_topic(holder, stop)
         if cfg.worker.metrics_port:
             await _serve_http(cfg.worker.metrics_port, holder, state)
 
-    @app.timer(interval=5.0)
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(_sender: Any, *_args: Any, **_kw: Any) -> None:
+        state.forget_counts()  # the next write recounts what the recovered tables hold
+        processed.clear()
+        metrics.CONSUMER_LAG.clear()
+
+    @app.timer(interval=2.0)
     async def refresh_gauges() -> None:
         metrics.N_THREADS.set(sum(state.proc_counts.values()))
+        metrics.HOSTS.set(sum(1 for n in state.proc_counts.values() if n))
         metrics.N_DROPS_FULL_THREADTABLE.set(state.evicted)
-        failed = holder.loads_failed
-        if failed:
-            metrics.RULES_LOADS.labels("failed")._value.set(failed)  # noqa: SLF001 - mirror holder's counter
+        metrics.PURGED.set(state.purged)
+        for name, table in (("proctable", procs), ("users", users), ("containers", containers)):
+            metrics.STATE_ENTRIES.labels(name).set(len(table))
         try:
             for tp in app.consumer.assignment():
+                if tp.topic != events_topic.get_topic_name():
+                    continue
                 hw = app.consumer.highwater(tp)
-                pos = await app.consumer.position(tp)
-                if hw is not None and pos is not None:
-                    metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos))
+                done = processed.get((tp.topic, tp.partition))
+                if done is None:
+                    done = await app.consumer.position(tp)
+                if hw is not None and done is not None:
+                    metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, hw - done))
         except Exception:  # lag is best-effort during rebalances
-            pass
+            log.debug("consumer lag unavailable", exc_info=True)
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def on_shutdown(app: faust.App, **_: Any) -> None:
         stop.set()
 
@@ -153,8 +182,8 @@ async def _serve_http(port: int, holder: RulesHolder, state: HostState) -> None:
     await web.TCPSite(runner, "0.0.0.0", port).start()
 
 
-def run_worker(cfg: Config, rules_files: list[str], loglevel: str = "WARNING") -> int:
-    app = build_app(cfg, rules_files)
+def run_worker(cfg: Config, rules_files: list[str], loglevel: str = "WARNING", decode_only: bool = False) -> int:
+    app = build_app(cfg, rules_files, decode_only)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -461,3 +461,25 @@ def type_family(type_: str) -> str:
     if type_ in BUFFER_TYPES:
         return "buffer"
     return "dyn"
+
+
+_RGX_SPECIAL = set(".+*?^$()[]{}|\\")
+
+
+def regex_simplification_warning(pattern: str) -> str | None:
+    """libsinsp's compiler warning for a `regex` constant that simpler operators could check."""
+    n = len(pattern)
+    i = 0
+    while i < n:
+        c = pattern[i]
+        if (i == 0 and c == "^") or (i == n - 1 and c == "$"):
+            i += 1
+            continue
+        if ((i == 0 and n > 1) or i == n - 2) and c == "." and i + 1 < n and pattern[i + 1] in "+*?":
+            i += 2
+            continue
+        if c in _RGX_SPECIAL:
+            return None
+        i += 1
+    return (f"regex check with '{pattern}' may be optimized with simpler operators such as "
+            "'=', 'contains', 'startswith', 'endswith'")

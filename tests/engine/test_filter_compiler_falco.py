@@ -20,8 +20,8 @@ from processor.engine.parser import parse_condition
 FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
 
 
-def expanded_rules(directory) -> dict[str, Node]:  # type: ignore[no-untyped-def]
-    items = [i for name in FILES for i in yaml.safe_load((directory / name).read_text())]
+def expanded_rules(directory, files: tuple[str, ...] = FILES) -> dict[str, Node]:  # type: ignore[no-untyped-def]
+    items = [i for name in files for i in yaml.safe_load((directory / name).read_text())]
     lists: dict[str, list[str]] = {}
     macros: dict[str, str] = {}
     for item in items:
@@ -74,6 +74,13 @@ def test_every_rule_compiles_and_has_event_types(rules: dict[str, Node]) -> None
     for name, node in rules.items():
         compile_filter(node)
         assert event_types(node) is not None, name  # no Falco rule matches every event type
+
+
+def test_k8s_audit_rules_compile(falco_rules) -> None:  # type: ignore[no-untyped-def]
+    rules = expanded_rules(falco_rules, ("k8s_audit_rules.yaml",))
+    assert len(rules) == 48
+    for node in rules.values():
+        compile_filter(node, "k8s_audit")
 
 
 @pytest.mark.parametrize("event", EVENTS, ids=[e["evt.type"] for e in EVENTS])

@@ -36,6 +36,12 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--hostname", help="alert hostname (default: $FALCO_HOSTNAME or this host's name)")
     ev.set_defaults(func=cmd_eval)
 
+    publish = sub.add_parser("publish", help="validate rule files, then publish them to every running worker")
+    publish.add_argument("files", nargs="+", metavar="FILE", help="rule files (published under their base name)")
+    publish.add_argument("--base", nargs="+", metavar="FILE",
+                         help="the workers' local rules to validate against (default: rules_files or the defaults)")
+    publish.set_defaults(func=cmd_publish)
+
     for module, hook in (("peregrine_cli.rules_parse", "add_parse_parser"), ("peregrine_cli.rules_test", "add_test_parser")):
         try:
             mod = __import__(module, fromlist=[hook])
@@ -125,3 +131,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if stream is not sys.stdin:
             stream.close()
     return status
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Validate like a worker would (published files overlaid on its local rules); refuse with Falco's report."""
+    from peregrine_cli.common import config_from_args, require_kafka
+    from processor.rules_source import publish_rules, validate_for_publish
+
+    cfg = config_from_args(args)
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        sys.stderr.write(f"peregrine: error: not a file: {', '.join(missing)}\n")
+        return 2
+    ok, report = validate_for_publish(cfg, list(args.files), args.base)
+    if not ok:
+        sys.stderr.write(report.rstrip("\n") + "\n")
+        sys.stderr.write("peregrine: error: rules refused, nothing published\n")
+        return 1
+    require_kafka(cfg)
+    sent = publish_rules(cfg, list(args.files))
+    print(f"published {', '.join(sent)} to {cfg.kafka.topics.rules}")
+    return 0

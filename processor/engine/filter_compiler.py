@@ -98,6 +98,14 @@ _SENTINEL = object()
 _CONSTANTS = ("True", "False")
 
 
+@dataclass(frozen=True)
+class _Merged:
+    """Code for a merged run of checks, with the field locals it certainly reads."""
+
+    code: str
+    must: frozenset[str]
+
+
 class _NoType:
     """Stands for "no value is already of the right type": every read goes through the converter."""
 
@@ -113,6 +121,9 @@ class _Compiler:
         self.source = source
         self.event_types = event_types
         self.folded: dict[str, str] = {}
+        self.loaded: frozenset[str] = frozenset()
+        self.last_must: frozenset[str] = frozenset()
+        self.memo_must: dict[str, frozenset[str]] = {}
         # inline reads save a call per field and event; rulesets share reads, so they prefer short code
         self.inline_reads = inline_reads
         self.consts: dict[str, Any] = {"_U": _SENTINEL}
@@ -155,18 +166,28 @@ class _Compiler:
     # -- boolean structure ------------------------------------------------------------------------
 
     def node(self, node: Node, depth: int = 0) -> str:
+        """Code for a subtree. `self.loaded` holds the field locals certainly read before this point
+        (evaluation is left to right), which are then used bare; afterwards `self.last_must` holds the
+        locals this subtree certainly reads whatever its outcome."""
         key = self.texts.get(id(node)) if not isinstance(node, Check) else None
         if key is not None and key in self.shared:
             if key in self.folded:
+                self.last_must = frozenset()
                 return self.folded[key]
             var = self.memos.get(key)
             if var is None:
+                context, self.loaded = self.loaded, frozenset()  # memo code must hold in any context
                 code = self._node(node, depth)
+                self.loaded = context
                 if code in _CONSTANTS:
                     self.folded[key] = code
+                    self.last_must = frozenset()
                     return code
                 var = self.memos[key] = f"m{len(self.memos)}"
                 self.memo_code[var] = code
+                self.memo_must[var] = self.last_must
+            # once mN is set its code has run, so its certain reads have happened
+            self.last_must = self.memo_must[var]
             return f"({var} if {var} is not _U else ({var} := {self.memo_code[var]}))"
         return self._node(node, depth)
 
@@ -181,13 +202,26 @@ class _Compiler:
         if isinstance(node, And | Or):
             # constants come from evt.type checks folded for a ruleset's event type
             absorbing, neutral = ("False", "True") if isinstance(node, And) else ("True", "False")
-            parts = []
-            for child in self.merge_runs(node):
-                code = child if isinstance(child, str) else self.node(child, depth + 1)
-                if code == absorbing:
-                    return absorbing
-                if code != neutral:
-                    parts.append(code)
+            base = self.loaded
+            parts: list[str] = []
+            first_must: frozenset[str] = frozenset()
+            try:
+                for child in self.merge_runs(node):
+                    if isinstance(child, _Merged):
+                        code, self.last_must = child.code, child.must
+                    else:
+                        code = self.node(child, depth + 1)
+                    if code == absorbing:
+                        self.last_must = first_must
+                        return absorbing
+                    if code != neutral:
+                        if not parts:
+                            first_must = self.last_must
+                        parts.append(code)
+                        self.loaded = self.loaded | self.last_must
+            finally:
+                self.loaded = base
+            self.last_must = first_must
             if not parts:
                 return neutral
             op = " and " if isinstance(node, And) else " or "
@@ -198,17 +232,27 @@ class _Compiler:
                 return "False" if code == "True" else "True"
             return f"(not {code})"
         if isinstance(node, Check):
+            self.last_must = frozenset()
             return self.check(node)
         if isinstance(node, Identifier):
             raise FilterCompileError(f"Undefined macro '{node.name}' used in filter.", node.pos)
         raise FilterCompileError(f"unexpected node {node!r}", 0)
 
-    def merge_runs(self, node: And | Or) -> list[Node | str]:
+    def bare(self, value: _Value) -> _Value:
+        """A field already read at this point is used as its local; records it as read by this check."""
+        if value.var is None:
+            return value
+        self.last_must = self.last_must | {value.var}
+        if value.var in self.loaded:
+            return _Value(value.var, value.type, value.mode, value.var)
+        return value
+
+    def merge_runs(self, node: And | Or) -> list[Node | _Merged]:
         """Adjacent checks of one field with one operator become one test: `or` of `fd.name startswith`
         checks is `startswith((a, b, ...))`, `and not` of them is `not startswith(...)`; `=`/`in` runs are
         one set lookup. Falco's macros are full of such runs; the result is the same, evaluated in C."""
         negated = isinstance(node, And)
-        out: list[Node | str] = []
+        out: list[Node | _Merged] = []
         run: list[Check] = []
         run_key: tuple[Any, ...] | None = None
 
@@ -216,7 +260,7 @@ class _Compiler:
             if len(run) > 1:
                 code = self.merged_check(run)
                 if code is not None:
-                    out.append(f"(not {code})" if negated else code)
+                    out.append(_Merged(f"(not {code})" if negated else code, self.last_must))
                     return
             out.extend(Not(c, pos=c.pos) if negated else c for c in run)
 
@@ -240,7 +284,8 @@ class _Compiler:
         first = run[0]
         assert isinstance(first.field, FieldRef)
         try:
-            lhs = self.field(first.field)
+            self.last_must = frozenset()
+            lhs = self.bare(self.field(first.field))
         except FilterCompileError:
             return None
         family = _merge_key(first)[1]  # type: ignore[index]
@@ -407,6 +452,7 @@ class _Compiler:
             texts = _constant_texts(check.value)
             numeric = bool(texts) and all(_is_int(t) for t in texts)
             lhs = self.field(check.field, type_override="int64" if numeric else "charbuf")
+        lhs = self.bare(lhs)
         op = check.op
         err = comparable_error(op, lhs.type, lhs.mode == "list")
         if err is not None:
@@ -688,6 +734,7 @@ def compile_ruleset(nodes: list[Node], source: str = "syscall",
     lines = ["_out = []"]
     for i, node in enumerate(nodes):
         code = compiler.node(node)
+        compiler.loaded = compiler.loaded | compiler.last_must  # read whatever this rule's outcome
         if code != "False":
             lines += [f"if {code}:", "    if _first:", f"        return [{i}]", f"    _out.append({i})"]
     lines.append("return _out")

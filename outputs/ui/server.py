@@ -156,7 +156,7 @@ def _harden(response: web.StreamResponse) -> None:
     h["Content-Security-Policy"] = CSP
     h["X-Content-Type-Options"] = "nosniff"
     h["X-Frame-Options"] = "DENY"
-    h["Referrer-Policy"] = "no-referrer"
+    h["Referrer-Policy"] = "same-origin"  # no-referrer would make browsers send "Origin: null" on our own POSTs
     h["Cross-Origin-Opener-Policy"] = "same-origin"
     h["Cross-Origin-Resource-Policy"] = "same-origin"
     h.setdefault("Cache-Control", "no-cache")

@@ -15,11 +15,13 @@ COLOURS = {"emergency": "#e20b0b", "alert": "#ff5400", "critical": "#ff9000", "e
            "warning": "#ffff00", "notice": "#5bffb5", "informational": "#68c2ff", "debug": "#ccfff2"}
 
 
+_SEVERITY = {**{p: i for i, p in enumerate(PRIORITIES)}, **{a: PRIORITIES.index(p) for a, p in _ALIASES.items()}}
+_SEVERITY.update({name.capitalize(): level for name, level in list(_SEVERITY.items())})  # as alerts spell them
+
+
 def normalise(name: object) -> str:
     """Canonical lower-case name; anything unknown counts as debug (Falcosidekick's checkPriority)."""
-    key = str(name or "").strip().lower()
-    key = _ALIASES.get(key, key)
-    return key if key in PRIORITIES else "debug"
+    return PRIORITIES[severity(name)]
 
 
 def is_known(name: str) -> bool:
@@ -29,7 +31,10 @@ def is_known(name: str) -> bool:
 
 def severity(name: object) -> int:
     """0 (emergency) .. 7 (debug): also the RFC 5424 severity."""
-    return PRIORITIES.index(normalise(name))
+    level = _SEVERITY.get(name) if isinstance(name, str) else None
+    if level is None:
+        level = _SEVERITY.get(str(name or "").strip().lower(), 7)
+    return level
 
 
 def at_least(priority: object, minimum: str) -> bool:

@@ -123,6 +123,7 @@ class OutputWorker:
         ready: list[Pending] = []
         undecodable: list[DeadLetter] = []
         now = time.monotonic()
+        consumed = filtered = duplicates = aggregated = 0
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -131,7 +132,7 @@ class OutputWorker:
                 continue
             src = SourceOffset(msg.topic() or self.topic, msg.partition() or 0, msg.offset() or 0)
             self.offsets.track(src)
-            metrics.CONSUMED.labels(self.spec.name).inc()
+            consumed += 1
             raw = msg.value() or b""
             try:
                 alert = decode_alert(raw)
@@ -140,18 +141,22 @@ class OutputWorker:
                 undecodable.append(DeadLetter("undecodable", f"{src}: {exc}", [src], raw=raw))
                 continue
             if not self.filter.admits(alert):
-                metrics.FILTERED.labels(self.spec.name).inc()
+                filtered += 1
                 self.offsets.done(src)
                 continue
             if self.dedup.seen(str(alert.get("uuid") or ""), now):
-                metrics.DEDUPLICATED.labels(self.spec.name).inc()
+                duplicates += 1
                 self.offsets.done(src)
                 continue
             pending = self.aggregator.add(Pending(self.enricher.apply(alert), [src]), now)
             if pending is None:
-                metrics.AGGREGATED.labels(self.spec.name).inc()
+                aggregated += 1
             else:
                 ready.append(pending)
+        for counter, value in ((metrics.CONSUMED, consumed), (metrics.FILTERED, filtered),
+                               (metrics.DEDUPLICATED, duplicates), (metrics.AGGREGATED, aggregated)):
+            if value:
+                counter.labels(self.spec.name).inc(value)
         if undecodable:
             self._dead_letter(undecodable)
         return ready

@@ -212,7 +212,7 @@ class _Compiler:
                     else:
                         code = self.node(child, depth + 1)
                     if code == absorbing:
-                        self.last_must = first_must
+                        self.last_must = frozenset()  # a constant evaluates nothing
                         return absorbing
                     if code != neutral:
                         if not parts:
@@ -223,12 +223,14 @@ class _Compiler:
                 self.loaded = base
             self.last_must = first_must
             if not parts:
+                self.last_must = frozenset()
                 return neutral
             op = " and " if isinstance(node, And) else " or "
             return parts[0] if len(parts) == 1 else "(" + op.join(parts) + ")"
         if isinstance(node, Not):
             code = self.node(node.child, depth + 1)
             if code in _CONSTANTS:
+                self.last_must = frozenset()
                 return "False" if code == "True" else "True"
             return f"(not {code})"
         if isinstance(node, Check):

@@ -1,9 +1,10 @@
-"""Compiles a condition tree (macros already expanded) into one Python function per condition.
+"""Compiles condition trees (macros already expanded) into generated Python functions.
 
-The generated function reads each event key at most once, lazily, into a local (`fN := _rN(get)`
-on first use), short-circuits `and`/`or` like Python does, and compares against constants that were
-converted to the field's type when the rule was loaded. Checks on a missing value are false, `!=`
-included; only `not` inverts. `CompiledFilter.source` holds the generated code for debugging.
+`compile_filter` makes one function per condition; `compile_ruleset` one function for all the rules of
+an event type, so field reads and repeated macros are shared between rules. Generated code reads each
+event key at most once, lazily, into a local; short-circuits `and`/`or` like Python does; and compares
+against constants converted to the field's type when the rule was loaded. A check on a missing value
+is false, `!=` included; only `not` inverts. `.source` holds the generated code for debugging.
 """
 
 from __future__ import annotations
@@ -564,8 +565,6 @@ class _Compiler:
             raise FilterCompileError(
                 f"left and right fields of '{check.op}' have incompatible types: '{lhs.type}' and '{rhs.type}'",
                 value.pos)
-        if check.op == "pmatch" and rhs.mode == "scalar":
-            pass
         try:
             pred = dynamic_predicate(check.op, lhs.type)
         except ValueError as exc:

@@ -128,7 +128,11 @@ def run_hunt(cfg: Config, rules_files: list[str], since_s: int, hosts: set[str] 
 
     from settings.kafka_clients import producer_config
 
-    engine, report = build_engine(cfg, local_rule_texts(rules_files))
+    try:
+        texts = local_rule_texts(rules_files)
+    except OSError as exc:
+        raise HuntError(f"cannot read rules file {exc.filename}: {exc.strerror}") from exc
+    engine, report = build_engine(cfg, texts)
     if engine is None:
         raise HuntError(f"rules refused:\n{report}")
     consumer = _consumer(cfg)

@@ -90,3 +90,70 @@ def proc_info(exepath: str, args: list[str], cwd: str = "/root", tty: int = 3481
 def batch(host: str, first_seq: int, events: list[dict[str, Any]], batch_seq: int = 0) -> dict[str, Any]:
     return {"hostname": host, "sensor_id": f"{host}-test", "batch_seq": batch_seq, "first_seq": first_seq,
             "events": events}
+
+
+# -- worker fleet helpers (processor tests) ----------------------------------------------------------------------
+
+def metrics_samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A worker's /metrics as {(sample name, sorted labels): value}; empty when it does not answer."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=3).text
+    except httpx.HTTPError:
+        return {}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def metric_sum(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return sum(v for (n, lbl), v in samples.items() if n == name and all((k, x) in lbl for k, x in labels.items()))
+
+
+def group_assignment(cfg: Config) -> dict[str, set[int]]:
+    """Events-topic partitions per member of the workers' consumer group (member id -> partitions)."""
+    from confluent_kafka.admin import AdminClient
+
+    from settings.kafka_clients import admin_config
+
+    admin = AdminClient(admin_config(cfg.kafka))
+    desc = admin.describe_consumer_groups([cfg.worker.app_id])[cfg.worker.app_id].result(timeout=10)
+    return {m.member_id: {tp.partition for tp in m.assignment.topic_partitions if tp.topic == cfg.kafka.topics.events}
+            for m in desc.members}
+
+
+def end_offsets(cfg: Config, topic: str) -> dict[int, int]:
+    from confluent_kafka import TopicPartition
+
+    c = Consumer(consumer_config(cfg.kafka, group_id=f"probe-{uuid.uuid4().hex[:8]}"))
+    try:
+        meta = c.list_topics(topic, timeout=10)
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.topics[topic].partitions}
+    finally:
+        c.close()
+
+
+def committed_offsets(cfg: Config) -> dict[int, int]:
+    from confluent_kafka import TopicPartition
+
+    c = Consumer(consumer_config(cfg.kafka, group_id=cfg.worker.app_id))
+    try:
+        parts = [TopicPartition(cfg.kafka.topics.events, p) for p in range(cfg.kafka.events_partitions)]
+        return {tp.partition: tp.offset for tp in c.committed(parts, timeout=10)}
+    finally:
+        c.close()
+
+
+def read_topic(cfg: Config, topic: str, until: Any, timeout: float = 60.0) -> list[Any]:
+    """Raw messages of a topic from the beginning until `until(messages)` or the timeout."""
+    c = Consumer(consumer_config(cfg.kafka, group_id=f"test-{uuid.uuid4().hex[:8]}"))
+    c.subscribe([topic])
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(out):
+            out += [m for m in c.consume(500, 0.5) if not m.error()]
+    finally:
+        c.close()
+    return out

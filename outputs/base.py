@@ -19,8 +19,8 @@ class Output(ABC):
 
     type_name: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
-    # Alerts per `send` call: bulk APIs take a batch, chat webhooks one message per alert.
-    batch_max: ClassVar[int] = 1
+    # Alerts per `send` call: bulk APIs take a batch; per-alert APIs as many as they send concurrently.
+    batch_max: int = 1
 
     def __init__(self, name: str, options: Any) -> None:
         self.name = name

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
 from outputs.base import Output
-from outputs.model import DeliveryError
+from outputs.model import Alert, DeliveryError
 from outputs.tls import TlsOptions, client_context
 
 # Worth retrying: the destination is busy, restarting or briefly unreachable.
@@ -50,3 +52,23 @@ class HttpOutput(Output):
             raise DeliveryError(f"{what}: {type(exc).__name__}: {exc}") from exc
         classify(response, what)
         return response
+
+
+async def send_each(alerts: list[Alert], one: Callable[[Alert], Awaitable[None]]) -> None:
+    """One request per alert, all in flight together (the worker sizes the chunk to `maxconcurrentrequests`).
+    On failure, says which alerts got through so that only the others are retried."""
+    if len(alerts) == 1:
+        await one(alerts[0])
+        return
+    results = await asyncio.gather(*(one(a) for a in alerts), return_exceptions=True)
+    failures = [(i, r) for i, r in enumerate(results) if isinstance(r, BaseException)]
+    if not failures:
+        return
+    delivered = {i for i, r in enumerate(results) if not isinstance(r, BaseException)}
+    first = failures[0][1]
+    errors = [r for _, r in failures if isinstance(r, DeliveryError)]
+    if len(errors) == len(failures) and not any(e.retryable for e in errors):
+        raise DeliveryError(errors[0].reason, retryable=False,
+                            rejected={i: r.reason for i, r in failures if isinstance(r, DeliveryError)})
+    reason = first.reason if isinstance(first, DeliveryError) else f"{type(first).__name__}: {first}"
+    raise DeliveryError(f"{len(failures)} of {len(alerts)} failed, first: {reason}", delivered=delivered)

@@ -35,10 +35,13 @@ class Pending:
 class DeliveryError(Exception):
     """A destination refused or did not answer; `retryable=False` sends the alert straight to the dead-letter topic."""
 
-    def __init__(self, reason: str, retryable: bool = True, rejected: dict[int, str] | None = None) -> None:
+    def __init__(self, reason: str, retryable: bool = True, rejected: dict[int, str] | None = None,
+                 delivered: set[int] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        # Concurrent sends: the indexes that did reach the destination; only the others are retried.
+        self.delivered = delivered or set()
         # Bulk APIs answer per item: the indexes (in the batch sent) the destination refused for good, and why.
         # With retryable=False and `rejected` set, every other alert of the batch counts as delivered.
         self.rejected = rejected

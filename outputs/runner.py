@@ -184,6 +184,12 @@ class OutputWorker:
                 self._settle(chunk)
                 return
             attempt += 1
+            if error.delivered:
+                got = [p for i, p in enumerate(chunk) if i in error.delivered]
+                metrics.SENT.labels(*self.labels).inc(len(got))
+                metrics.OUTPUTS.labels(self.spec.name, "ok").inc(len(got))
+                self._settle(got, resume=False)
+                chunk = [p for i, p in enumerate(chunk) if i not in error.delivered]
             metrics.FAILED.labels(*self.labels).inc(len(chunk))
             metrics.OUTPUTS.labels(self.spec.name, "error").inc(len(chunk))
             now = time.monotonic()
@@ -199,7 +205,7 @@ class OutputWorker:
                                self.spec.name, len(chunk), self.dlq_topic, kind, attempt, waited, error.reason)
                 self._dead_letter([DeadLetter(kind, error.reason, p.sources, alert=p.alert, attempts=attempt,
                                               failing_since=time.time() - waited) for p in chunk])
-                self._settle(chunk, delivered=False)
+                self._settle(chunk)
                 return
             if final or self.stop.is_set():
                 for p in chunk:
@@ -223,11 +229,12 @@ class OutputWorker:
                            for i, p in enumerate(chunk) if i in rejected])
         self._settle(chunk)
 
-    def _settle(self, chunk: list[Pending], delivered: bool = True) -> None:
+    def _settle(self, chunk: list[Pending], resume: bool = True) -> None:
         for p in chunk:
             for src in p.sources:
                 self.offsets.done(src)
-        self._resume()
+        if resume:
+            self._resume()
 
     def _dead_letter(self, letters: list[DeadLetter]) -> None:
         self.dlq.write(letters)

@@ -14,7 +14,7 @@ import orjson
 from outputs import priority
 from outputs.escaping import slack_code, slack_mrkdwn
 from outputs.falco_format import alert_datetime, key_fields, text_line
-from outputs.http import HttpOutput
+from outputs.http import HttpOutput, send_each
 from outputs.model import Alert
 from settings.config import ConfigError
 
@@ -28,7 +28,11 @@ class SlackOptions:
     footer: str = "Peregrine"
     outputformat: str = "all"  # all | text | fields (Falcosidekick's values)
 
+    maxconcurrentrequests: int = 1  # Falcosidekick's key: alerts in flight at once (1 keeps their order)
+
     def check(self, where: str) -> None:
+        if self.maxconcurrentrequests < 1:
+            raise ConfigError(f"{where}.maxconcurrentrequests: must be at least 1")
         if not self.webhookurl.startswith(("http://", "https://")):
             raise ConfigError(f"{where}.webhookurl: the Slack incoming-webhook URL is required")
         if self.outputformat not in ("all", "text", "fields"):
@@ -69,7 +73,13 @@ class SlackOutput(HttpOutput):
     type_name = "slack"
     Options = SlackOptions
 
+    async def start(self) -> None:
+        await super().start()
+        self.batch_max = self.options.maxconcurrentrequests
+
     async def send(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
+        async def one(alert: Alert) -> None:
             await self.request("POST", self.options.webhookurl, content=orjson.dumps(slack_payload(alert, self.options)),
                                headers={"Content-Type": "application/json"})
+
+        await send_each(alerts, one)

@@ -13,7 +13,7 @@ import orjson
 from outputs import priority
 from outputs.escaping import teams_text
 from outputs.falco_format import key_fields, text_line
-from outputs.http import HttpOutput
+from outputs.http import HttpOutput, send_each
 from outputs.model import Alert
 from settings.config import ConfigError
 
@@ -24,7 +24,11 @@ class TeamsOptions:
     activityimage: str = ""
     outputformat: str = "all"  # all | text | facts
 
+    maxconcurrentrequests: int = 1  # Falcosidekick's key: alerts in flight at once (1 keeps their order)
+
     def check(self, where: str) -> None:
+        if self.maxconcurrentrequests < 1:
+            raise ConfigError(f"{where}.maxconcurrentrequests: must be at least 1")
         if not self.webhookurl.startswith(("http://", "https://")):
             raise ConfigError(f"{where}.webhookurl: the Teams webhook URL is required")
         if self.outputformat not in ("all", "text", "facts"):
@@ -59,7 +63,13 @@ class TeamsOutput(HttpOutput):
     type_name = "teams"
     Options = TeamsOptions
 
+    async def start(self) -> None:
+        await super().start()
+        self.batch_max = self.options.maxconcurrentrequests
+
     async def send(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
+        async def one(alert: Alert) -> None:
             await self.request("POST", self.options.webhookurl, content=orjson.dumps(teams_payload(alert, self.options)),
                                headers={"Content-Type": "application/json"})
+
+        await send_each(alerts, one)

@@ -100,3 +100,28 @@ def test_kafka_forward(kafka_config: Config) -> None:
                                                      "bootstrap_servers": kafka_config.kafka.bootstrap_servers}]}):
         got = read_topic(kafka_config, target, 3)
     assert sorted((body for body, _ in got), key=lambda a: a["uuid"]) == sorted(alerts, key=lambda a: a["uuid"])
+
+
+def test_concurrent_webhook_retries_only_the_alerts_that_failed(kafka_config: Config) -> None:
+    from collections import Counter
+
+    alerts = [make_alert(50 + i) for i in range(10)]
+    flaky_once = {a["uuid"] for a in alerts[::2]}
+    attempts: Counter[str] = Counter()
+    accepted: Counter[str] = Counter()
+
+    async def half_fail(request: web.Request, rec: Recorded) -> web.Response:
+        uid = json.loads(rec.body)["uuid"]
+        attempts[uid] += 1
+        if uid in flaky_once and attempts[uid] == 1:
+            return web.Response(status=502)
+        accepted[uid] += 1
+        return web.Response(status=200)
+
+    produce(kafka_config, alerts)
+    with HttpServer(half_fail) as server, running_outputs(kafka_config, {"outputs": [
+            {"name": "parallel", "type": "webhook", "address": server.url + "/p", "maxconcurrentrequests": 5,
+             "retry": {"initial_backoff": "100ms"}}]}):
+        wait_for(lambda: len(accepted) == 10, what="every alert accepted")
+    assert max(accepted.values()) == 1
+    assert sum(attempts.values()) == 15  # 10 first tries + 5 retries of the alerts that failed, no more

@@ -66,10 +66,14 @@ class LiveSource:
 
     def start(self) -> None:
         from sensor.capture import Capture
-        from sensor.snapshot import snapshot_events
 
         self._capture = Capture(self.event_types, argv_max=self.argv_max, ring_buffer_pages=self.ring_buffer_pages)
         self._capture.start()
+        try:
+            from sensor.snapshot import snapshot_events
+        except ImportError:
+            log.warning("sensor.snapshot is not available: processes older than the sensor stay unknown")
+            return
         self._snapshot = list(snapshot_events())
 
     def poll(self, timeout_ms: int) -> list[dict[str, Any]]:
@@ -172,7 +176,7 @@ class Shipper:
             if entry is None:
                 break
             if not self.publisher.produce(entry.batch, entry):
-                self.journal.rewind()
+                self.journal.unread(entry)
                 break
         self.journal.maybe_sync()
         self.metrics.journal_bytes.set(self.journal.pending_bytes)
@@ -241,6 +245,7 @@ class Agent:
         self.recorder: Recorder | None = None
         self.server: MetricsServer | None = None
         self.n_evts = 0
+        self._started = False
         self._stop = threading.Event()
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -248,27 +253,34 @@ class Agent:
         self._stop.set()
 
     def start(self) -> None:
-        if self.options.kafka:
-            journal = Journal(self.state_dir / "journal", self.cfg.sensor.journal_max_bytes)
-            publisher = Publisher(self.cfg.kafka, self.hostname, self.metrics,
-                                  max_inflight_records=self.options.max_inflight_records)
-            self.shipper = Shipper(publisher, journal, self.metrics)
-        if self.options.record is not None:
-            self.recorder = Recorder(self.options.record, self.hostname, self.sensor_id)
-        if self.options.metrics:
-            try:
-                self.server = MetricsServer(self.metrics, self.health, self.cfg.sensor.metrics_port)
-            except OSError as exc:
-                raise SensorError(f"metrics port {self.cfg.sensor.metrics_port} is unavailable ({exc.strerror}): "
-                                  "set sensor.metrics_port") from exc
+        """Start the source first (a capture that cannot start is the likeliest failure), then the rest."""
         self.source.start()
+        self._started = True
+        try:
+            if self.options.kafka:
+                journal = Journal(self.state_dir / "journal", self.cfg.sensor.journal_max_bytes)
+                publisher = Publisher(self.cfg.kafka, self.hostname, self.metrics,
+                                      max_inflight_records=self.options.max_inflight_records)
+                self.shipper = Shipper(publisher, journal, self.metrics)
+            if self.options.record is not None:
+                self.recorder = Recorder(self.options.record, self.hostname, self.sensor_id)
+            if self.options.metrics:
+                try:
+                    self.server = MetricsServer(self.metrics, self.health, self.cfg.sensor.metrics_port)
+                except OSError as exc:
+                    raise SensorError(f"metrics port {self.cfg.sensor.metrics_port} is unavailable ({exc.strerror}):"
+                                      " set sensor.metrics_port") from exc
+        except BaseException:
+            self.source.close()
+            raise
 
     def run(self, install_signals: bool = True) -> int:
-        """Start, loop until stopped (signal, or the end of a replay), then flush everything."""
+        """Start (unless started), loop until stopped (signal, or the end of a replay), then flush everything."""
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self.request_stop)
             signal.signal(signal.SIGTERM, self.request_stop)
-        self.start()
+        if not self._started:
+            self.start()
         try:
             while not self._stop.is_set() and not self.source.finished:
                 self.step()

@@ -242,6 +242,10 @@ class Journal:
         self._collect()
         self.maybe_sync()
 
+    def unread(self, entry: JournalEntry) -> None:
+        """Hand out `entry` again next (it could not be sent); what was handed out before it stays handed out."""
+        self._read = (entry.segment, entry.offset)
+
     def rewind(self) -> None:
         """Hand out again everything not acknowledged (after sends were abandoned)."""
         self._read = None

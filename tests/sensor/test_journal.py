@@ -107,3 +107,14 @@ def test_partially_delivered_segment_and_front_segment_survive_restart(tmp_path:
     j.prepend([batch(8), batch(9)])
     j.close()
     assert drain(Journal(tmp_path / "j", max_bytes=1 << 20)) == [8, 9, 11, 12, 13]
+
+
+def test_unread_gives_back_only_the_batch_that_could_not_be_sent(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j", max_bytes=1 << 20)
+    for seq in range(4):
+        j.append(batch(seq))
+    assert j.next_unsent() is not None and j.next_unsent() is not None  # 0 and 1 in flight
+    refused = j.next_unsent()
+    assert refused is not None and refused.batch.batch_seq == 2
+    j.unread(refused)
+    assert drain(j, ack=False) == [2, 3]

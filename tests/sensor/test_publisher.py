@@ -21,19 +21,27 @@ pytestmark = pytest.mark.kafka
 
 
 def read_topic(cfg: Config, topic: str, until_events: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
-    """Every record of the topic from the start, decoded, with key/headers/partition kept (poll until enough)."""
+    """Every record of the topic, decoded, with key/headers/partition kept: polls until `until_events` have
+    arrived, then reads on to the end of every partition (so duplicates after them show too)."""
     consumer = Consumer(consumer_config(cfg.kafka, f"reader-{time.monotonic_ns()}"))
     meta = consumer.list_topics(topic, timeout=10).topics[topic]
     consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
     out: list[dict[str, Any]] = []
+    positions = {p: 0 for p in meta.partitions}
     deadline = time.monotonic() + timeout_s
     try:
-        while sum(len(r["batch"]["events"]) for r in out) < until_events and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if sum(len(r["batch"]["events"]) for r in out) >= until_events:
+                ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in positions}
+                if all(positions[p] >= ends[p] for p in positions):
+                    break
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
-            out.append({"batch": decode_batch(msg.value()), "key": msg.key(), "headers": dict(msg.headers() or []),
-                        "partition": msg.partition(), "offset": msg.offset(), "size": len(msg.value())})
+            positions[msg.partition() or 0] = (msg.offset() or 0) + 1
+            value = msg.value() or b""
+            out.append({"batch": decode_batch(value), "key": msg.key(), "headers": dict(msg.headers() or []),
+                        "partition": msg.partition(), "offset": msg.offset(), "size": len(value)})
     finally:
         consumer.close()
     return out
@@ -67,7 +75,7 @@ def test_a_failed_delivery_is_counted_and_reported(kafka_config: Config, tmp_pat
     kafka = kafka_config.kafka
     kafka.topics.events = "no-such-topic-for-the-sensor"  # the broker does not auto-create topics
     publisher = Publisher(kafka, "host-a", metrics, on_failed=lambda item, err: failed.append((item, err.name())),
-                          **{"topic.metadata.propagation.max.ms": 2000})
+                          **{"topic.metadata.propagation.max.ms": 2000})  # type: ignore[arg-type]
     batcher = Batcher("host-a", "s", BatchLimits(10, 100_000, 100), SeqStore(tmp_path / "seq.json"))
     for b in batcher.add([make_event(i) for i in range(10)]):
         publisher.produce(b)

@@ -14,7 +14,7 @@ need_root() {
 }
 
 apt_missing=()
-for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 rsyslog rsyslog-gnutls; do
+for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 rsyslog rsyslog-gnutls chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$pkg")
 done
 if [ ${#apt_missing[@]} -gt 0 ]; then

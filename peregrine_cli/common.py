@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from settings.config import Config, ConfigError, load_config
 
@@ -33,7 +34,8 @@ def require_kafka(cfg: Config, timeout: float = 10.0) -> None:
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
     try:
-        AdminClient({**admin_config(cfg.kafka), "logger": quiet}).list_topics(timeout=timeout)
+        conf: dict[str, Any] = {**admin_config(cfg.kafka), "logger": quiet}
+        AdminClient(conf).list_topics(timeout=timeout)
     except Exception as exc:
         detail = str(exc.args[0]) if exc.args else type(exc).__name__
         fail(f"Kafka is unreachable at {cfg.kafka.bootstrap_servers} ({detail}): start it with "

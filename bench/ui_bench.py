@@ -85,8 +85,9 @@ def main() -> None:
         ("dashboard, all 7 days", dashboard(week)),
         ("dashboard, 7 days, priority=Critical + host filter", dashboard(f(week, priorities=(2,), hostnames=("node-00.prod.example",)))),
         ("dashboard, 7 days, tag=mitre_execution", dashboard(f(week, tags=("mitre_execution",)))),
-        ("dashboard, 7 days, two tags (raw rows, no cube)", dashboard(f(week, tags=("mitre_execution", "k8s")))),
+        ("dashboard, 7 days, two tags", dashboard(f(week, tags=("mitre_execution", "k8s")))),
         ("dashboard, 7 days, full-text 'shadow' (raw rows + FTS)", dashboard(f(week, text="shadow"))),
+        (f"dashboard, 7 days, full-text rare term '{rare}'", dashboard(f(week, text=rare))),
         ("event table, newest 100 of 7 days + total", lambda: queries.events(conn, week, 100)),
         ("event table, rule filter, newest 100 + total",
          lambda: queries.events(conn, f(week, rules=("Write below etc",)), 100)),
@@ -110,7 +111,8 @@ def main() -> None:
         print(f"| {name} | {secs * 1000:.1f} | {secs / base:.1f} |")
     store.close()
     conn.close()
-    tmp.cleanup()
+    if not args.db:
+        tmp.cleanup()
 
 
 if __name__ == "__main__":

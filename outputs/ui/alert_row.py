@@ -57,10 +57,14 @@ class AlertRow:
     fields_json: str
     extra_json: str | None
 
-    def as_params(self) -> tuple[Any, ...]:
+    def index_params(self) -> tuple[Any, ...]:
+        """Columns of the narrow `alerts` table: uuid, ts, priority, rule, hostname, source, tags."""
         tags = orjson.dumps(list(self.tags)).decode()
-        return (self.uuid, self.ts, self.priority, self.rule, self.hostname, self.source, tags,
-                self.output, self.fields_json, self.extra_json)
+        return (self.uuid, self.ts, self.priority, self.rule, self.hostname, self.source, tags)
+
+    def text_params(self) -> tuple[Any, ...]:
+        """Columns of `alert_text` after the id: rule, output, fields, extra."""
+        return (self.rule, self.output, self.fields_json, self.extra_json)
 
 
 def alert_to_row(alert: dict[str, Any]) -> AlertRow:

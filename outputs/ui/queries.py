@@ -1,7 +1,9 @@
 """Read side of the store: filters, counts, timeline, event pages and detail.
 
-Counts and timelines are answered from the count cubes whenever the filter allows it (no full-text term): a range is split into whole days, hours and minutes read from the cubes, plus the sub-minute
-edges read from the raw rows, so the answer is exact and its cost does not grow with the number of alerts.
+Counts and timelines are answered from the count cubes whenever there is no full-text term: a range is split
+into whole days, hours and minutes read from the cubes, plus the sub-minute edges read from the raw rows, so the
+answer is exact and its cost does not grow with the number of alerts. SQLite does the summing (one statement
+over the UNION ALL of the segments); Python only sees the few distinct combinations.
 """
 
 from __future__ import annotations
@@ -131,26 +133,32 @@ class _Where:
             self.sql.append(f"{column} IN ({','.join('?' * len(values))})")
             self.params.extend(values)
 
-    def add_tags(self, column: str, tags: tuple[str, ...]) -> None:
-        if tags:
-            self.sql.append(f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN ({','.join('?' * len(tags))}))")
-            self.params.extend(tags)
-
     def render(self) -> str:
         return " AND ".join(self.sql) if self.sql else "1"
 
 
-def _dimension_where(f: AlertFilter, w: _Where, prefix: str) -> _Where:
+def _tagsets(conn: sqlite3.Connection, tags: tuple[str, ...]) -> tuple[str, ...]:
+    """The stored tag sets containing any of `tags`: a tag filter becomes an indexable `tags IN (...)`."""
+    wanted = set(tags)
+    return tuple(r["tags"] for r in conn.execute("SELECT tags FROM tagsets") if wanted & set(orjson.loads(r["tags"])))
+
+
+def _dimension_where(conn: sqlite3.Connection, f: AlertFilter, w: _Where, prefix: str) -> _Where:
     w.add_in(f"{prefix}priority", f.priorities)
     w.add_in(f"{prefix}rule", f.rules)
     w.add_in(f"{prefix}hostname", f.hostnames)
     w.add_in(f"{prefix}source", f.sources)
-    w.add_tags(f"{prefix}tags", f.tags)
+    if f.tags:
+        sets = _tagsets(conn, f.tags)
+        if sets:
+            w.add_in(f"{prefix}tags", sets)
+        else:
+            w.sql.append("0")
     return w
 
 
-def _raw_where(f: AlertFilter, start: int, end: int) -> _Where:
-    w = _dimension_where(f, _Where(["a.ts >= ?", "a.ts < ?"], [start, end]), "a.")
+def _raw_where(conn: sqlite3.Connection, f: AlertFilter, start: int, end: int) -> _Where:
+    w = _dimension_where(conn, f, _Where(["a.ts >= ?", "a.ts < ?"], [start, end]), "a.")
     if f.text:
         query = fts_query(f.text)
         if not query:
@@ -175,54 +183,53 @@ def split_range(start: int, end: int, grains: tuple[int, ...]) -> list[tuple[int
     return split_range(start, first, grains[1:]) + [(grains[0], first, last)] + split_range(last, end, grains[1:])
 
 
-Combo = tuple[int, int, str, str, str, str]  # bucket, priority, rule, hostname, source, tags (JSON list)
+def _segments(conn: sqlite3.Connection, f: AlertFilter, step: int | None) -> tuple[str, list[Any]]:
+    """One UNION ALL over the range's segments, rows (b, priority, rule, hostname, source, tags, n).
 
-
-def combos(conn: sqlite3.Connection, f: AlertFilter, step: int | None = None) -> Counter[Combo]:
-    """Alert counts by (bucket, priority, rule, hostname, source, tag set) over the filter: one pass per segment.
-
-    Without a full-text term the range is read from the cubes (whole days/hours/minutes) plus raw rows for the
-    sub-minute edges; with one, from the raw rows the FTS index selects.
+    Without a full-text term the segments are cube reads plus sub-minute raw edges; with one, the raw rows the
+    FTS index selects. `b` is the start (s) of the `step` bucket, 0 without a step.
     """
     grains = () if f.text else tuple(g for g in GRAINS if step is None or step % g == 0)
-    result: Counter[Combo] = Counter()
+    parts: list[str] = []
+    params: list[Any] = []
     for grain, a, b in split_range(f.start_ns, f.end_ns, grains):
-        def bucket(col: str, unit: int) -> str:
-            return f"({col} / {step * unit}) * {step}" if step else "0"
-
         if grain is None:
-            w = _raw_where(f, a, b)
-            sql = (f"SELECT {bucket('a.ts', NS)} AS b, a.priority, a.rule, a.hostname, a.source, a.tags, count(*) AS n "
-                   f"FROM alerts a WHERE {w.render()} GROUP BY 1, 2, 3, 4, 5, 6")
+            w = _raw_where(conn, f, a, b)
+            bucket = f"(a.ts / {step * NS}) * {step}" if step else "0"
+            parts.append(f"SELECT {bucket} AS b, a.priority, a.rule, a.hostname, a.source, a.tags, count(*) AS n "
+                         f"FROM alerts a WHERE {w.render()} GROUP BY 1, 2, 3, 4, 5, 6")
         else:
-            w = _dimension_where(f, _Where(["c.bucket >= ?", "c.bucket < ?"], [a // NS, b // NS]), "c.")
-            sql = (f"SELECT {bucket('c.bucket', 1)} AS b, c.priority, c.rule, c.hostname, c.source, c.tags, sum(c.n) AS n "
-                   f"FROM cube_{grain} c WHERE {w.render()} GROUP BY 1, 2, 3, 4, 5, 6")
-        for r in conn.execute(sql, w.params):
-            result[(r["b"], r["priority"], r["rule"], r["hostname"], r["source"], r["tags"])] += r["n"]
-    return result
+            w = _dimension_where(conn, f, _Where(["c.bucket >= ?", "c.bucket < ?"], [a // NS, b // NS]), "c.")
+            bucket = f"(c.bucket / {step}) * {step}" if step else "0"
+            parts.append(f"SELECT {bucket} AS b, c.priority, c.rule, c.hostname, c.source, c.tags, c.n "
+                         f"FROM cube_{grain} c WHERE {w.render()}")
+        params += w.params
+    if not parts:
+        return "SELECT 0 AS b, 0 AS priority, '' AS rule, '' AS hostname, '' AS source, '[]' AS tags, 0 AS n", []
+    return " UNION ALL ".join(parts), params
 
 
 def total(conn: sqlite3.Connection, f: AlertFilter) -> int:
-    return sum(combos(conn, f).values())
+    sql, params = _segments(conn, f, None)
+    return int(conn.execute(f"SELECT coalesce(sum(n), 0) AS n FROM ({sql})", params).fetchone()["n"])
 
 
 def counts(conn: sqlite3.Connection, f: AlertFilter, top: int = 50) -> dict[str, Any]:
     """Totals by each dimension over the range, biggest first, with the remainder beyond `top` as `other`."""
+    sql, params = _segments(conn, f, None)
     per: dict[str, Counter[Any]] = {d: Counter() for d in DIMENSIONS}
-    tagsets: Counter[str] = Counter()
     grand = 0
-    for (_, prio, rule, host, source, tags), n in combos(conn, f).items():
+    for r in conn.execute(f"SELECT priority, rule, hostname, source, tags, sum(n) AS n FROM ({sql}) "
+                          "GROUP BY 1, 2, 3, 4, 5", params):
+        n = r["n"]
         if n <= 0:
             continue
         grand += n
-        per["priority"][prio] += n
-        per["rule"][rule] += n
-        per["hostname"][host] += n
-        per["source"][source] += n
-        tagsets[tags] += n
-    for tags, n in tagsets.items():
-        for tag in orjson.loads(tags):
+        per["priority"][r["priority"]] += n
+        per["rule"][r["rule"]] += n
+        per["hostname"][r["hostname"]] += n
+        per["source"][r["source"]] += n
+        for tag in orjson.loads(r["tags"]):
             per["tag"][tag] += n
     by: dict[str, Any] = {}
     for dim, counter in per.items():
@@ -252,15 +259,13 @@ def timeline(conn: sqlite3.Connection, f: AlertFilter, step: int | None = None) 
     starts = list(range(first, last + 1, step))
     index = {b: i for i, b in enumerate(starts)}
     series: dict[str, list[int]] = {}
-    for (bucket, prio, *_), n in combos(conn, f, step).items():
-        if n > 0 and bucket in index:
-            series.setdefault(PRIORITIES[prio], [0] * len(starts))[index[bucket]] += n
+    sql, params = _segments(conn, f, step)
+    for r in conn.execute(f"SELECT b, priority, sum(n) AS n FROM ({sql}) GROUP BY 1, 2", params):
+        if r["n"] > 0 and r["b"] in index:
+            series.setdefault(PRIORITIES[r["priority"]], [0] * len(starts))[index[r["b"]]] += r["n"]
     ordered = {p: series[p] for p in PRIORITIES if p in series}
     return {"step": step, "start": first, "buckets": len(starts), "series": ordered,
             "range": {"from": f.start_ns // NS, "to": f.end_ns // NS}}
-
-
-_SUMMARY = "a.id, a.uuid, a.ts, a.priority, a.rule, a.hostname, a.source, a.tags, a.output"
 
 
 def encode_cursor(ts: int, rowid: int) -> str:
@@ -276,13 +281,22 @@ def decode_cursor(text: str) -> tuple[int, int]:
 
 
 def _page(conn: sqlite3.Connection, f: AlertFilter, limit: int, before: tuple[int, int] | None,
-          columns: str) -> list[dict[str, Any]]:
-    w = _raw_where(f, f.start_ns, f.end_ns)
+          with_fields: bool) -> list[dict[str, Any]]:
+    """Newest-first rows: ids from the narrow table first, then the text of just those rows."""
+    w = _raw_where(conn, f, f.start_ns, f.end_ns)
     if before:
         w.sql.append("(a.ts < ? OR (a.ts = ? AND a.id < ?))")
         w.params.extend([before[0], before[0], before[1]])
-    sql = f"SELECT {columns} FROM alerts a WHERE {w.render()} ORDER BY a.ts DESC, a.id DESC LIMIT ?"
-    return list(conn.execute(sql, [*w.params, limit]))
+    rows = list(conn.execute(f"SELECT a.* FROM alerts a WHERE {w.render()} ORDER BY a.ts DESC, a.id DESC LIMIT ?",
+                             [*w.params, limit]))
+    if rows:
+        cols = "id, output, fields, extra" if with_fields else "id, output"
+        ids = [r["id"] for r in rows]
+        text = {t["id"]: t for t in conn.execute(
+            f"SELECT {cols} FROM alert_text WHERE id IN ({','.join('?' * len(ids))})", ids)}
+        for r in rows:
+            r.update(text.get(r["id"], {"output": ""}))
+    return rows
 
 
 def events(conn: sqlite3.Connection, f: AlertFilter, limit: int = 100,
@@ -290,7 +304,7 @@ def events(conn: sqlite3.Connection, f: AlertFilter, limit: int = 100,
     """A page of alerts, newest first, with a keyset cursor for the next page (stable while alerts stream in)."""
     if not 1 <= limit <= 1000:
         raise QueryError("limit: must be between 1 and 1000")
-    rows = _page(conn, f, limit, decode_cursor(before) if before else None, _SUMMARY)
+    rows = _page(conn, f, limit, decode_cursor(before) if before else None, with_fields=False)
     out = []
     for r in rows:
         alert = row_to_alert({**r, "fields": "{}", "extra": None})
@@ -308,7 +322,7 @@ def iter_alerts(conn: sqlite3.Connection, f: AlertFilter, limit: int, batch: int
     cursor: tuple[int, int] | None = None
     left = limit
     while left > 0:
-        rows = _page(conn, f, min(batch, left), cursor, "a.*")
+        rows = _page(conn, f, min(batch, left), cursor, with_fields=True)
         for r in rows:
             yield row_to_alert(r)
         if len(rows) < min(batch, left):
@@ -318,5 +332,6 @@ def iter_alerts(conn: sqlite3.Connection, f: AlertFilter, limit: int, batch: int
 
 
 def event(conn: sqlite3.Connection, uuid: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM alerts WHERE uuid = ?", (uuid,)).fetchone()
+    row = conn.execute("SELECT a.*, t.output, t.fields, t.extra FROM alerts a JOIN alert_text t ON t.id = a.id "
+                       "WHERE a.uuid = ?", (uuid,)).fetchone()
     return row_to_alert(row) if row else None

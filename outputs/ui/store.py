@@ -22,6 +22,8 @@ NS = 1_000_000_000
 GRAINS = (86_400, 3_600, 60)
 SCHEMA_VERSION = "1"
 
+# `alerts` is narrow (what filters, cubes and ordering read) so range scans stay in cache; the wide text lives
+# in `alert_text`, read only for the rows shown, exported, or matched by full-text search.
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS alerts (
         id INTEGER PRIMARY KEY,
@@ -31,17 +33,17 @@ _SCHEMA = [
         rule TEXT NOT NULL,
         hostname TEXT NOT NULL,
         source TEXT NOT NULL,
-        tags TEXT NOT NULL,
-        output TEXT NOT NULL,
-        fields TEXT NOT NULL,
-        extra TEXT)""",
+        tags TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS alert_text (
+        id INTEGER PRIMARY KEY, rule TEXT NOT NULL, output TEXT NOT NULL, fields TEXT NOT NULL, extra TEXT)""",
     "CREATE INDEX IF NOT EXISTS alerts_ts ON alerts(ts)",
     "CREATE INDEX IF NOT EXISTS alerts_priority ON alerts(priority, ts)",
     "CREATE INDEX IF NOT EXISTS alerts_rule ON alerts(rule, ts)",
     "CREATE INDEX IF NOT EXISTS alerts_hostname ON alerts(hostname, ts)",
     "CREATE INDEX IF NOT EXISTS alerts_source ON alerts(source, ts)",
     """CREATE VIRTUAL TABLE IF NOT EXISTS alerts_fts USING fts5(
-        output, rule, fields, content='alerts', content_rowid='id', tokenize='unicode61')""",
+        output, rule, fields, content='alert_text', content_rowid='id', tokenize='unicode61')""",
+    "CREATE TABLE IF NOT EXISTS tagsets (tags TEXT PRIMARY KEY) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 for _g in GRAINS:
@@ -52,8 +54,9 @@ for _g in GRAINS:
         source TEXT NOT NULL, tags TEXT NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY (bucket, priority, rule, hostname, source, tags)) WITHOUT ROWID""")
 
-_INSERT = """INSERT OR IGNORE INTO alerts (uuid, ts, priority, rule, hostname, source, tags, output, fields, extra)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_INSERT = """INSERT OR IGNORE INTO alerts (uuid, ts, priority, rule, hostname, source, tags)
+             VALUES (?, ?, ?, ?, ?, ?, ?)"""
+_INSERT_TEXT = "INSERT INTO alert_text (id, rule, output, fields, extra) VALUES (?, ?, ?, ?, ?)"
 
 
 def connect(path: Path | str, readonly: bool = False) -> sqlite3.Connection:
@@ -111,30 +114,34 @@ class AlertStore:
 
     def insert(self, rows: Iterable[AlertRow]) -> InsertResult:
         """One transaction per batch: alerts, tags, FTS and cubes; duplicates of stored uuids are ignored."""
-        params = [r.as_params() for r in rows]
-        if not params:
+        given = list(rows)
+        batch: dict[str, AlertRow] = {}
+        for r in given:
+            batch.setdefault(r.uuid, r)  # the first occurrence of a uuid in the batch wins
+        if not batch:
             return InsertResult(0, 0)
         with self._lock:
             c = self.conn
             c.execute("BEGIN IMMEDIATE")
             try:
                 last = c.execute("SELECT coalesce(max(id), 0) AS m FROM alerts").fetchone()["m"]
-                before = c.total_changes
-                c.executemany(_INSERT, params)
-                inserted = c.total_changes - before
-                if inserted:
+                c.executemany(_INSERT, [r.index_params() for r in batch.values()])
+                new = c.execute("SELECT id, uuid FROM alerts WHERE id > ?", (last,)).fetchall()
+                if new:
+                    c.executemany(_INSERT_TEXT, [(n["id"], *batch[n["uuid"]].text_params()) for n in new])
                     self._index_new(last)
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
-        return InsertResult(len(params), inserted)
+        return InsertResult(len(given), len(new))
 
     def _index_new(self, last_id: int) -> None:
-        """FTS and cubes for rows with id > last_id (rowids only grow: retention deletes the oldest)."""
+        """FTS, tag sets and cubes for rows with id > last_id (rowids only grow: retention deletes the oldest)."""
         c = self.conn
         c.execute("""INSERT INTO alerts_fts (rowid, output, rule, fields)
-                     SELECT id, output, rule, fields FROM alerts WHERE id > ?""", (last_id,))
+                     SELECT id, output, rule, fields FROM alert_text WHERE id > ?""", (last_id,))
+        c.execute("INSERT OR IGNORE INTO tagsets SELECT DISTINCT tags FROM alerts WHERE id > ?", (last_id,))
         self._cube_add("a.id > ?", (last_id,), sign=1)
 
     def _cube_add(self, where: str, params: tuple[object, ...], sign: int) -> None:
@@ -177,8 +184,10 @@ class AlertStore:
                 for g in GRAINS:
                     bound = (newest // (g * NS)) * g
                     c.execute(f"DELETE FROM cube_{g} WHERE bucket <= ? AND n <= 0", (bound,))
-                c.execute(f"""INSERT INTO alerts_fts (alerts_fts, rowid, output, rule, fields)
-                              SELECT 'delete', id, output, rule, fields FROM alerts a WHERE {where}""")
+                c.execute("""INSERT INTO alerts_fts (alerts_fts, rowid, output, rule, fields)
+                             SELECT 'delete', id, output, rule, fields FROM alert_text
+                             WHERE id IN (SELECT id FROM temp.doomed)""")
+                c.execute("DELETE FROM alert_text WHERE id IN (SELECT id FROM temp.doomed)")
                 c.execute("DELETE FROM alerts WHERE id IN (SELECT id FROM temp.doomed)")
             c.execute("DROP TABLE temp.doomed")
             c.execute("COMMIT")

@@ -165,7 +165,9 @@
       const d = new Date((tl.start + i * tl.step) * 1000);
       const label = tl.step >= 86400 ? `${pad(d.getMonth() + 1)}-${pad(d.getDate())}` :
         (tl.buckets * tl.step > 86400 ? `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}` : `${pad(d.getHours())}:${pad(d.getMinutes())}`);
-      svg.append(s("text", { class: "axis", x: L + (i + 0.5) * bw, y: H - 8, "text-anchor": "middle" }, label));
+      const anchor = k === 0 ? "start" : k === ticks - 1 ? "end" : "middle";
+      const x = k === 0 ? L + i * bw : k === ticks - 1 ? L + (i + 1) * bw : L + (i + 0.5) * bw;
+      svg.append(s("text", { class: "axis", x, y: H - 8, "text-anchor": anchor }, label));
     }
     const order = PRIORITIES.slice().reverse().filter((p) => tl.series[p]);
     for (let i = 0; i < tl.buckets; i++) {
@@ -204,11 +206,14 @@
   }
 
   // ---- events
+  // Falco's text output starts with "<time>: <Priority> "; the table already has both columns.
+  const PREFIX = new RegExp(`^\\S+: (${PRIORITIES.join("|")}|Info) `);
+  const message = (output) => output.replace(PREFIX, "");
   function eventRow(e, fresh) {
     const badge = h("span", { class: "badge" }, e.priority); badge.style.setProperty("--c", prioVar(e.priority));
     return h("tr", { class: fresh ? "fresh" : null, "data-uuid": e.uuid, onclick: () => openDetail(e.uuid) },
       h("td", { class: "time" }, fmtTime(e.time)), h("td", {}, badge), h("td", { title: e.rule }, e.rule),
-      h("td", { title: e.hostname }, e.hostname), h("td", {}, e.source), h("td", { class: "output", title: e.output }, e.output),
+      h("td", { title: e.hostname }, e.hostname), h("td", {}, e.source), h("td", { class: "output", title: e.output }, message(e.output)),
       h("td", { title: e.tags.join(", ") }, ...e.tags.map((t) => h("span", { class: "tag" }, t))));
   }
   async function loadEvents(append) {

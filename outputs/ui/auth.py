@@ -51,7 +51,7 @@ class AccessToken:
         token = secrets.token_urlsafe(24)
         salt = secrets.token_bytes(16)
         digest = _scrypt(token, salt, **_SCRYPT)
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -8,6 +8,7 @@ the cubes always equal a `count(*)` over the raw rows.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -64,8 +65,9 @@ def connect(path: Path | str, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
     else:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        os.chmod(path, 0o600)  # alerts are sensitive; SQLite gives the -wal/-shm files the same mode
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")

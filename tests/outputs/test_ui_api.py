@@ -94,6 +94,9 @@ def test_token_is_generated_once_and_only_its_hash_is_stored(tmp_path):
     stored = first.token_file.read_text()
     assert first.token not in stored and "scrypt" in stored
     assert first.token_file.stat().st_mode & 0o077 == 0
+    store = AlertStore(first.token_file.parent / "alerts.db")
+    store.close()
+    assert store.path.stat().st_mode & 0o077 == 0 and first.token_file.parent.stat().st_mode & 0o077 == 0
     second = ui_access(cfg, 1234)
     assert second.token is None and "reset-token" in second.credentials_line
     third = ui_access(cfg, 1234, reset_token=True)

@@ -1,12 +1,17 @@
-"""Shared HTTP plumbing (httpx): one client per output, and one rule for what a status code means."""
+"""Shared HTTP plumbing (aiohttp): one session per output, and one rule for what a status code means.
+
+aiohttp rather than httpx here: measured ~0.6 ms vs ~2.9 ms per small POST to a local server (bench/outputs_*).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 
 from outputs.base import Output
 from outputs.model import Alert, DeliveryError
@@ -16,7 +21,21 @@ from outputs.tls import TlsOptions, client_context
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
-def classify(response: httpx.Response, what: str) -> None:
+@dataclass
+class HttpResponse:
+    status_code: int
+    content: bytes
+    headers: dict[str, str]
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def json(self) -> Any:
+        return orjson.loads(self.content)
+
+
+def classify(response: HttpResponse, what: str) -> None:
     """Raise DeliveryError unless 2xx; 4xx other than 408/425/429 will not get better by retrying."""
     if 200 <= response.status_code < 300:
         return
@@ -26,31 +45,38 @@ def classify(response: httpx.Response, what: str) -> None:
 
 
 class HttpOutput(Output):
-    """An output speaking HTTP: `self.client` is ready after start()."""
+    """An output speaking HTTP: `self.session` is ready after start()."""
 
     timeout_s: float = 10.0
-    client: httpx.AsyncClient
+    session: aiohttp.ClientSession | None = None
 
     def tls_options(self) -> TlsOptions:
         return getattr(self.options, "tls", None) or TlsOptions()
 
     async def start(self) -> None:
         timeout = float(getattr(self.options, "timeout", self.timeout_s))
-        self.client = httpx.AsyncClient(verify=client_context(self.tls_options()), timeout=timeout,
-                                        follow_redirects=False, trust_env=False)
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout), trust_env=False, auto_decompress=True,
+            connector=aiohttp.TCPConnector(ssl=client_context(self.tls_options()), limit=100))
 
     async def close(self) -> None:
-        client = getattr(self, "client", None)
-        if client is not None:
-            await client.aclose()
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def request(self, method: str, url: str, check: bool = True, **kwargs: Any) -> HttpResponse:
+        """`content=` bytes body, `data=` form fields, `headers=`, `params=`; raises DeliveryError when not 2xx."""
+        assert self.session is not None, "start() first"
         what = f"{method} {url.split('?')[0]}"
+        if "content" in kwargs:
+            kwargs["data"] = kwargs.pop("content")
         try:
-            response = await self.client.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
+            async with self.session.request(method, url, allow_redirects=False, **kwargs) as resp:
+                response = HttpResponse(resp.status, await resp.read(), dict(resp.headers))
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise DeliveryError(f"{what}: {type(exc).__name__}: {exc}") from exc
-        classify(response, what)
+        if check:
+            classify(response, what)
         return response
 
 

@@ -11,11 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 
 from outputs.falco_format import alert_datetime
-from outputs.http import HttpOutput, classify
+from outputs.http import HttpOutput
 from outputs.model import Alert, DeliveryError
 from outputs.tls import TlsOptions
 from settings.config import ConfigError
@@ -80,13 +79,9 @@ class SentinelOutput(HttpOutput):
             return self._token
         o = self.options
         url = o.token_url.format(tenant_id=o.tenant_id)
-        try:
-            response = await self.client.post(url, data={
-                "grant_type": "client_credentials", "client_id": o.client_id, "client_secret": o.client_secret,
-                "scope": o.scope})
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"token {url}: {type(exc).__name__}: {exc}") from exc
-        classify(response, f"token {url}")
+        response = await self.request("POST", url, data={
+            "grant_type": "client_credentials", "client_id": o.client_id, "client_secret": o.client_secret,
+            "scope": o.scope})
         answer = response.json()
         self._token = str(answer["access_token"])
         self._token_expiry = time.monotonic() + max(0, int(answer.get("expires_in", 3600)) - 300)

@@ -30,3 +30,7 @@ CONSUMER_LAG = Gauge("peregrine_worker_consumer_lag", "Records behind the end of
                      registry=REGISTRY)
 BATCH_SECONDS = Histogram("peregrine_worker_batch_seconds", "Time to process one event batch record",
                           buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5), registry=REGISTRY)
+OFFSET_GAPS = Gauge("peregrine_worker_offset_gaps", "Records that arrived past a skipped offset (seeked back and re-read)",
+                    registry=REGISTRY)
+REPLAYS_SKIPPED = Gauge("peregrine_worker_replays_skipped", "Records re-delivered after they were processed (dropped)",
+                        registry=REGISTRY)

@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from processor import metrics
+from processor.offset_guard import ACCEPT, OffsetGuard
 from processor.pipeline import process_batch
 from processor.rules_source import RulesHolder, local_rule_texts, watch_rules_topic
 from processor.state import HostState
@@ -47,10 +48,11 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         producer_linger=0.005,
         **faust_settings(k),
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    events_topic = app.topic(k.topics.events, partitions=k.events_partitions, **raw)  # type: ignore[arg-type]
-    alerts_topic = app.topic(k.topics.alerts, **raw)  # type: ignore[arg-type]
-    dlq_topic = app.topic(k.topics.events_dlq, **raw)  # type: ignore[arg-type]
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    # acks=False: Faust never commits the events topic; the OffsetGuard does (see processor/offset_guard.py).
+    events_topic = app.topic(k.topics.events, partitions=k.events_partitions, acks=False, **raw)
+    alerts_topic = app.topic(k.topics.alerts, **raw)
+    dlq_topic = app.topic(k.topics.events_dlq, **raw)
     # Keys "<host>|<id>" (raw utf-8), values JSON dicts: the app's default key/value serializers.
     table_opts = {"partitions": k.events_partitions, "key_type": str}
     procs = app.Table("proctable", default=None, **table_opts)  # type: ignore[arg-type]
@@ -77,6 +79,7 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         metrics.DLQ.labels(reason)
     stop = threading.Event()
     processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to process, for lag
+    guard = _offset_guard(app, cfg)
 
     async def dead_letter(msg: Any, reason: str, error: str, value: bytes) -> None:
         headers = [("peregrine.source", f"{msg.topic}:{msg.partition}:{msg.offset}".encode()),
@@ -121,8 +124,15 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         await asyncio.get_running_loop().run_in_executor(None, holder.caught_up.wait, 60.0)
         async for event in stream.events():
             msg = event.message
+            if await guard.admit(msg.tp, msg.offset) != ACCEPT:
+                continue
             await handle(msg)
+            guard.done(msg.tp, msg.offset)
             processed[(msg.topic, msg.partition)] = msg.offset + 1
+
+    @app.timer(interval=1.0)  # Event Hubs allows 4 commits/s per partition
+    async def commit_processed() -> None:
+        await guard.flush()
 
     @app.task
     async def start_side_services() -> None:
@@ -132,6 +142,8 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(_sender: Any, *_args: Any, **_kw: Any) -> None:
+        await guard.flush()  # still a member of this generation: our progress on the revoked partitions commits
+        guard.forget()
         state.forget_counts()  # the next write recounts what the recovered tables hold
         processed.clear()
         metrics.CONSUMER_LAG.clear()
@@ -142,6 +154,8 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         metrics.HOSTS.set(sum(1 for n in state.proc_counts.values() if n))
         metrics.N_DROPS_FULL_THREADTABLE.set(state.evicted)
         metrics.PURGED.set(state.purged)
+        metrics.OFFSET_GAPS.set(guard.gaps)
+        metrics.REPLAYS_SKIPPED.set(guard.replays)
         for name, table in (("proctable", procs), ("users", users), ("containers", containers)):
             metrics.STATE_ENTRIES.labels(name).set(len(table))
         try:
@@ -160,10 +174,42 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def on_shutdown(app: faust.App, **_: Any) -> None:
         stop.set()
+        await guard.flush()
 
     app.peregrine_holder = holder  # type: ignore[attr-defined]
     app.peregrine_state = state  # type: ignore[attr-defined]
     return app
+
+
+def _offset_guard(app: faust.App, cfg: Config) -> OffsetGuard:
+    """The guard's view of the group: committed offsets through a side client (an OffsetFetch needs no
+    membership), seeks and commits through Faust's own consumer (a commit must carry the member's generation)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from settings.kafka_clients import consumer_config
+
+    side: list[Any] = []
+    lock = threading.Lock()
+
+    def committed_sync(topic: str, partition: int) -> int:
+        with lock:
+            if not side:
+                side.append(Consumer(consumer_config(cfg.kafka, group_id=cfg.worker.app_id)))
+            tp = TopicPartition(topic, partition)
+            (got,) = side[0].committed([tp], timeout=15)
+            low, _high = side[0].get_watermark_offsets(tp, timeout=15)
+        return max(got.offset, low) if got.offset >= 0 else low  # no commit (or expired): the reset is earliest
+
+    async def committed(tp: Any) -> int:
+        return await asyncio.get_running_loop().run_in_executor(None, committed_sync, tp.topic, tp.partition)
+
+    async def seek(tp: Any, offset: int) -> None:
+        await app.consumer.seek(tp, offset)
+
+    async def commit(offsets: dict[Any, int]) -> bool:
+        return bool(await app.consumer._commit(offsets))  # type: ignore[attr-defined]  # our offsets, as-is
+
+    return OffsetGuard(committed, seek, commit)
 
 
 async def _serve_http(port: int, holder: RulesHolder, state: HostState) -> None:

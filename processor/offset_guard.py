@@ -1,0 +1,83 @@
+"""Our own offset bookkeeping for the events topic, because Faust's cannot be trusted around rebalances.
+
+Observed on the real broker (tests/pipeline/test_worker_fleet.py, kill -9 of one worker then a new one joining
+while records flow): with Faust committing the events topic itself, every offset ended up committed yet the alerts
+of one record never existed. faust-streaming acks a buffered message it skips after a generation change
+(`streams.py`: "Skipping message ... generation_id", then `event.ack()` because `value is skipped_value`), so the
+commit can move past a record nobody processed (the family of faust-streaming #596/#606/#502).
+
+So the events topic is declared with `acks=False` (Faust never commits it) and this guard does, per partition:
+  * knows the next offset to process (from the group's committed offset when the partition arrives);
+  * drops a record below it (a replay already processed: a duplicate would only repeat the same alert ids);
+  * on a record above it (a gap: something was skipped) seeks back and drops records until the gap is re-read;
+  * commits `next offset` only for records fully processed (alerts and changelog acknowledged), once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("peregrine.offsets")
+
+ACCEPT, REPLAY, GAP = "accept", "replay", "gap"
+
+
+@dataclass
+class OffsetGuard:
+    committed: Callable[[Any], Awaitable[int]]  # the group's committed offset (or the start) for a partition
+    seek: Callable[[Any, int], Awaitable[None]]
+    commit: Callable[[dict[Any, int]], Awaitable[bool]]
+    next_offset: dict[Any, int] = field(default_factory=dict)
+    dirty: set[Any] = field(default_factory=set)
+    last_seek: dict[Any, float] = field(default_factory=dict)
+    gaps: int = 0
+    replays: int = 0
+
+    def forget(self) -> None:
+        """On revocation: whatever we own next starts again from its committed offset."""
+        self.next_offset.clear()
+        self.dirty.clear()
+        self.last_seek.clear()
+
+    async def admit(self, tp: Any, offset: int) -> str:
+        expected = self.next_offset.get(tp)
+        if expected is None:
+            expected = self.next_offset[tp] = await self.committed(tp)
+        if offset == expected:
+            return ACCEPT
+        if offset < expected:
+            self.replays += 1
+            return REPLAY
+        self.gaps += 1
+        now = time.monotonic()
+        if now - self.last_seek.get(tp, 0.0) > 1.0:
+            log.warning("%s:%s: got offset %s, expected %s: records were skipped, seeking back", tp.topic,
+                        tp.partition, offset, expected)
+            self.last_seek[tp] = now
+            await self.seek(tp, expected)
+        return GAP
+
+    def done(self, tp: Any, offset: int) -> None:
+        """The record at `offset` is fully processed: its alerts and state changes are acknowledged."""
+        self.next_offset[tp] = offset + 1
+        self.dirty.add(tp)
+
+    async def flush(self) -> None:
+        if not self.dirty:
+            return
+        offsets = {tp: self.next_offset[tp] for tp in self.dirty if tp in self.next_offset}
+        self.dirty.clear()
+        try:
+            ok = await self.commit(offsets)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception:
+            log.warning("committing %s failed; retried next time", offsets, exc_info=True)
+            ok = False
+        if not ok:
+            self.dirty.update(tp for tp in offsets if tp in self.next_offset)

@@ -710,7 +710,8 @@ class CompiledRuleset:
     """Several conditions in one generated function pair, sharing field reads and repeated macros.
 
     `match_all(event)` lists the indexes of the matching conditions in order; `match_first(event)` is the
-    first one or -1. Evaluating them together reads each event key once for all rules and evaluates a
+    first one or -1; `match(event, first)` is the generated function itself (with `first`, a list of at
+    most the first index), for callers that want one call per event. Evaluating them together reads each event key once for all rules and evaluates a
     macro that several rules expand (e.g. `spawned_process and container`) once per event.
     """
 
@@ -718,6 +719,7 @@ class CompiledRuleset:
     match_first: Callable[[Any], int]
     fields: frozenset[str]
     source: str
+    match: Callable[[Any, bool], list[int]]
 
 
 def compile_ruleset(nodes: list[Node], source: str = "syscall",
@@ -745,4 +747,4 @@ def compile_ruleset(nodes: list[Node], source: str = "syscall",
         found = match(event, True)
         return found[0] if found else -1
 
-    return CompiledRuleset(match, match_first, frozenset(compiler.keys), compiler.source_code)
+    return CompiledRuleset(match, match_first, frozenset(compiler.keys), compiler.source_code, match)

@@ -2,12 +2,16 @@
 
 Each event is checked only against rules whose event-type set contains its `evt.type` (plus rules that
 match every type), in the order rules were enabled; `rule_matching: first` stops at the first match.
+Event types with the same candidate rules share one fused function (`compile_ruleset`): every field is
+read once per event for all of them, macros several rules use are evaluated once, and `evt.type` checks
+are constants. Groups compile on their first event and are kept across enable/disable changes.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +19,10 @@ from processor.engine.compiler import CompiledRule
 from processor.engine.priority import Priority
 
 RULE_MATCHING = ("first", "all")
+log = logging.getLogger(__name__)
+
+Evaluator = Callable[[Any], list["Match"]]
+"""Evaluates one event against a fixed candidate list; returns the matches in evaluation order."""
 
 
 def wildcard(pattern: str) -> re.Pattern[str]:
@@ -45,21 +53,67 @@ class Match:
         return self.compiled.tags
 
 
-class Ruleset:
-    """Compiled rules plus which are enabled; rebuilt index on every enable/disable."""
+def _no_match(event: Any) -> list[Match]:
+    return []
 
-    def __init__(self, rules: Iterable[CompiledRule], rule_matching: str = "first") -> None:
+
+def per_rule_evaluator(rules: tuple[CompiledRule, ...], first_only: bool) -> Evaluator:
+    """One filter call per candidate rule: the reference the fused evaluation must agree with."""
+    pairs = tuple((Match(r), r.filter.match) for r in rules)  # type: ignore[attr-defined]
+
+    def evaluate(event: Any) -> list[Match]:
+        out: list[Match] = []
+        for match, matches in pairs:
+            if matches(event):
+                out.append(match)
+                if first_only:
+                    break
+        return out
+
+    return evaluate
+
+
+def fused_evaluator(rules: tuple[CompiledRule, ...], source: str, event_types: frozenset[str] | None,
+                    first_only: bool) -> Evaluator:
+    """All candidate rules in one generated function; `event_types` are the only types it is given."""
+    from processor.engine.filter_compiler import compile_ruleset
+
+    if not rules:
+        return _no_match
+    fused = compile_ruleset([r.condition for r in rules], source, event_types=event_types)
+    run = fused.match
+    found_matches = tuple(Match(r) for r in rules)
+
+    def evaluate(event: Any) -> list[Match]:
+        found = run(event, first_only)
+        return [found_matches[i] for i in found] if found else found  # type: ignore[return-value]
+
+    return evaluate
+
+
+class Ruleset:
+    """Compiled rules plus which are enabled; the index is rebuilt on every enable/disable.
+
+    `fused=False` evaluates rule by rule (each rule's own filter), for comparison and debugging.
+    """
+
+    def __init__(self, rules: Iterable[CompiledRule], rule_matching: str = "first", *, fused: bool = True) -> None:
         if rule_matching not in RULE_MATCHING:
             raise ValueError(f"rule_matching must be one of {RULE_MATCHING}, not {rule_matching!r}")
         self.rules = list(rules)
         self.by_name = {r.name: r for r in self.rules}
         self.first_only = rule_matching == "first"
+        self.fused = fused
         self._enabled: dict[str, CompiledRule] = {}
         for r in self.rules:
             if r.enabled:
                 self._enabled[r.name] = r
-        self._index: dict[str, dict[str, tuple[Any, ...]]] = {}
-        self._default: dict[str, tuple[Any, ...]] = {}
+        self._index: dict[str, dict[str, tuple[CompiledRule, ...]]] = {}
+        self._default: dict[str, tuple[CompiledRule, ...]] = {}
+        # source -> evt.type -> evaluator; the None key holds the evaluator for every other type
+        self._dispatch: dict[str, dict[str | None, Evaluator]] = {}
+        self._groups: dict[str, list[tuple[tuple[CompiledRule, ...], frozenset[str] | None]]] = {}
+        self._evaluators: dict[tuple[str, tuple[str, ...], frozenset[str] | None], Evaluator] = {}
         self._rebuild()
 
     # -- selection --------------------------------------------------------------------------------
@@ -90,15 +144,11 @@ class Ruleset:
     def _rebuild(self) -> None:
         index: dict[str, dict[str, list[CompiledRule]]] = {}
         default: dict[str, list[CompiledRule]] = {}
-        types_by_source: dict[str, set[str]] = {}
         for r in self._enabled.values():
             default.setdefault(r.source, [])
-            index.setdefault(r.source, {})
-            if r.event_types is not None:
-                types_by_source.setdefault(r.source, set()).update(r.event_types)
-        for source, types in types_by_source.items():
-            for et in types:
-                index[source][et] = []
+            per = index.setdefault(r.source, {})
+            for et in r.event_types or ():
+                per.setdefault(et, [])
         for r in self._enabled.values():
             if r.event_types is None:
                 default[r.source].append(r)
@@ -107,10 +157,76 @@ class Ruleset:
             else:
                 for et in r.event_types:
                     index[r.source][et].append(r)
-        self._index = {s: {et: tuple((r, r.filter.match) for r in lst)  # type: ignore[attr-defined]
-                           for et, lst in per.items()} for s, per in index.items()}
-        self._default = {s: tuple((r, r.filter.match) for r in lst)  # type: ignore[attr-defined]
-                         for s, lst in default.items()}
+        self._index = {s: {et: tuple(lst) for et, lst in per.items()} for s, per in index.items()}
+        self._default = {s: tuple(lst) for s, lst in default.items()}
+        self._groups = {}
+        self._dispatch = {s: self._dispatch_for(s) for s in self._index}
+
+    def _dispatch_for(self, source: str) -> dict[str | None, Evaluator]:
+        """One evaluator per distinct candidate list (open/openat/openat2 usually share one)."""
+        by_candidates: dict[tuple[str, ...], tuple[tuple[CompiledRule, ...], list[str]]] = {}
+        for et, candidates in self._index[source].items():
+            by_candidates.setdefault(tuple(r.name for r in candidates), (candidates, []))[1].append(et)
+        groups: list[tuple[tuple[CompiledRule, ...], frozenset[str] | None]] = [
+            (candidates, frozenset(types)) for candidates, types in by_candidates.values()]
+        groups.append((self._default[source], None))
+        self._groups[source] = groups
+        dispatch: dict[str | None, Evaluator] = {}
+        for candidates, group_types in groups:
+            evaluate = self._evaluator(dispatch, source, candidates, group_types)
+            keys: Iterable[str | None] = group_types if group_types is not None else (None,)
+            for et in keys:
+                dispatch[et] = evaluate
+        return dispatch
+
+    def _evaluator(self, dispatch: dict[str | None, Evaluator], source: str, candidates: tuple[CompiledRule, ...],
+                   types: frozenset[str] | None) -> Evaluator:
+        """The group's evaluator if compiled already, else a stand-in that compiles it on its first event."""
+        if not candidates:
+            return _no_match
+        key = (source, tuple(r.name for r in candidates), types)
+        found = self._evaluators.get(key)
+        if found is not None:
+            return found
+
+        def compile_then_evaluate(event: Any) -> list[Match]:
+            evaluate = self._compile(key, candidates)
+            for k in [k for k, v in dispatch.items() if v is compile_then_evaluate]:
+                dispatch[k] = evaluate
+            return evaluate(event)
+
+        return compile_then_evaluate
+
+    def _compile(self, key: tuple[str, tuple[str, ...], frozenset[str] | None],
+                 candidates: tuple[CompiledRule, ...]) -> Evaluator:
+        evaluate = self._evaluators.get(key)
+        if evaluate is not None:
+            return evaluate
+        source, _, types = key
+        if self.fused:
+            try:
+                evaluate = fused_evaluator(candidates, source, types, self.first_only)
+            except (ValueError, SyntaxError, RecursionError, MemoryError) as exc:
+                # every rule compiled on its own at load; evaluate them one by one rather than fail events
+                log.warning("rules for %s event types %s could not be fused (%s); evaluating rule by rule",
+                            source, sorted(types) if types else "(any)", exc)
+                evaluate = per_rule_evaluator(candidates, self.first_only)
+        else:
+            evaluate = per_rule_evaluator(candidates, self.first_only)
+        self._evaluators[key] = evaluate
+        return evaluate
+
+    def compile_all(self) -> None:
+        """Compiles every group now instead of on its first event (no first-event latency)."""
+        for source, groups in self._groups.items():
+            dispatch = self._dispatch[source]
+            for candidates, types in groups:
+                if not candidates:
+                    continue
+                evaluate = self._compile((source, tuple(r.name for r in candidates), types), candidates)
+                keys: Iterable[str | None] = types if types is not None else (None,)
+                for et in keys:
+                    dispatch[et] = evaluate
 
     # -- evaluation -------------------------------------------------------------------------------
     def required_event_types(self, source: str = "syscall") -> set[str]:
@@ -119,7 +235,8 @@ class Ruleset:
     def matches_all_event_types(self, source: str = "syscall") -> bool:
         return bool(self._default.get(source))
 
-    def candidates(self, evt_type: str | None, source: str = "syscall") -> tuple[Any, ...]:
+    def candidates(self, evt_type: str | None, source: str = "syscall") -> tuple[CompiledRule, ...]:
+        """The enabled rules an event of this type is checked against, in evaluation order."""
         per = self._index.get(source)
         if per is None:
             return ()
@@ -127,10 +244,7 @@ class Ruleset:
         return found if found is not None else self._default.get(source, ())
 
     def process(self, event: Any, source: str = "syscall") -> list[Match]:
-        out: list[Match] = []
-        for rule, match in self.candidates(event.get("evt.type"), source):
-            if match(event):
-                out.append(Match(rule))
-                if self.first_only:
-                    break
-        return out
+        dispatch = self._dispatch.get(source)
+        if dispatch is None:
+            return []
+        return (dispatch.get(event.get("evt.type")) or dispatch[None])(event)

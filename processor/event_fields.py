@@ -6,7 +6,6 @@ This object is what the engine's compiled filters and output formatter read thro
 
 from __future__ import annotations
 
-import os.path
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,8 +32,10 @@ class EventFields(dict[str, Any]):
     __slots__ = ("ev", "host", "state", "seq", "_proc", "_ancestors")
 
     def __init__(self, ev: Record, host: str, state: HostState, seq: int = 0) -> None:
-        # evt.type is read first by every event (the ruleset's index): seed it instead of computing it.
-        dict.__init__(self, {"evt.type": ev["type"]})
+        # evt.type is read first by every event (the ruleset's index): seed it instead of computing it. Opens are
+        # most events, and Falco's rules read the same nine fd/evt fields of each: computed together, in one call.
+        etype = ev["type"]
+        dict.__init__(self, open_fields(ev, etype) if etype in flags.OPEN_TYPES else {"evt.type": etype})
         self.ev = ev
         self.host = host
         self.state = state
@@ -46,7 +47,8 @@ class EventFields(dict[str, Any]):
     get = dict.__getitem__  # type: ignore[assignment]
 
     def __missing__(self, key: str) -> Any:
-        value = self[key] = self._extract(key)
+        fn = EXTRACTORS.get(key)
+        value = self[key] = fn(self) if fn is not None else self._extract(key)
         return value
 
     def value(self, key: str, default: Any = None) -> Any:
@@ -105,7 +107,7 @@ def _name(p: Record | None) -> str | None:
     if p is None:
         return None
     exe = p.get("exepath") or p.get("exe") or ""
-    return os.path.basename(exe) if exe else (p.get("comm") or None)
+    return exe.rpartition("/")[2] if exe else (p.get("comm") or None)
 
 
 def _proc_name(f: EventFields) -> str | None:
@@ -377,14 +379,14 @@ def _fd_directory(f: EventFields) -> str | None:
     name = _fd_name(f)
     if not name or not _is_file_like(f):
         return None
-    return name if _fd_type(f) == "directory" else (os.path.dirname(name) or "/")
+    return name if _fd_type(f) == "directory" else (name.rpartition("/")[0] or "/")
 
 
 def _fd_filename(f: EventFields) -> str | None:
     name = _fd_name(f)
     if not name or not _is_file_like(f):
         return None
-    return os.path.basename(name)
+    return name.rpartition("/")[2]
 
 
 def _net(key: str) -> Extractor:
@@ -494,6 +496,28 @@ def _evt_args(f: EventFields) -> str:
     parts = [f"res={flags.res_text(int(f.ev.get('res', 0)))}"]
     parts += [f"{k}={evt_arg(f, k)}" for k in _args_of(f) if "." not in k]
     return " ".join(parts)
+
+
+def open_fields(ev: Record, etype: str) -> dict[str, Any]:
+    """The fd.* / evt.* fields of an open, at once (each equals what its own extractor gives: tested)."""
+    a = ev.get("args") or {}
+    name = a.get("name") or None
+    raw = a.get("flags")
+    text = flags.open_flags_text(raw if raw is not None else "0")
+    is_dir = "O_DIRECTORY" in text
+    access = flags.open_access(raw)
+    res = int(ev.get("res", 0))
+    directory = filename = None
+    if name:
+        directory = name if is_dir else (name.rpartition("/")[0] or "/")
+        filename = name.rpartition("/")[2]
+    return {
+        "evt.type": etype, "fd.name": name, "fd.nameraw": name, "fd.type": "directory" if is_dir else "file",
+        "fd.typechar": "d" if is_dir else "f", "fd.num": res if res >= 0 else None,
+        "evt.is_open_read": etype != "creat" and access in (0, 2),
+        "evt.is_open_write": etype == "creat" or access in (1, 2),
+        "evt.arg.flags": text if raw is not None else None, "fd.directory": directory, "fd.filename": filename,
+    }
 
 
 def _is_open(mode: int) -> Extractor:

@@ -137,3 +137,21 @@ def test_batch_alerts_with_deterministic_ids_and_drop_reports() -> None:
     shadow, drop = first.alerts
     assert shadow["output_fields"]["proc.pname"] == "bash" and shadow["hostname"] == HOST
     assert drop["priority"] == "Debug" and drop["source"] == "internal" and drop["output_fields"]["n_drops"] == 12
+
+
+def test_open_fields_computed_together_equal_each_fields_own_extractor() -> None:
+    from processor.event_fields import EXTRACTORS, evt_arg, open_fields
+
+    state = new_state()
+    tree(state)
+    for etype in ("open", "openat", "openat2", "creat"):
+        for args in ({"name": "/etc/shadow", "flags": "524288"}, {"name": "/var/log/x", "flags": str(0o2 | 0o100)},
+                     {"name": "/srv", "flags": str(0o200000)}, {"name": "rel/file", "flags": "1"},
+                     {"flags": "0"}, {"name": "/tmp/noflags"}):
+            for res in (3, 0, -2):
+                ev = event(T0, etype, 200, res=res, args=args)
+                seeded = open_fields(ev, etype)
+                f = fields_of(state, ev)
+                for key, value in seeded.items():
+                    own = evt_arg(f, "flags") if key == "evt.arg.flags" else EXTRACTORS[key](f)
+                    assert own == value, (etype, args, res, key)

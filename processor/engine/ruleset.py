@@ -57,6 +57,11 @@ def _no_match(event: Any) -> list[Match]:
     return []
 
 
+def _dispatch_keys(types: frozenset[str] | None) -> Iterable[str | None]:
+    """A group's keys in the dispatch table: its event types, or None for the any-other-type group."""
+    return types if types is not None else (None,)
+
+
 def per_rule_evaluator(rules: tuple[CompiledRule, ...], first_only: bool) -> Evaluator:
     """One filter call per candidate rule: the reference the fused evaluation must agree with."""
     pairs = tuple((Match(r), r.filter.match) for r in rules)  # type: ignore[attr-defined]
@@ -174,9 +179,8 @@ class Ruleset:
         dispatch: dict[str | None, Evaluator] = {}
         for candidates, group_types in groups:
             evaluate = self._evaluator(dispatch, source, candidates, group_types)
-            keys: Iterable[str | None] = group_types if group_types is not None else (None,)
-            for et in keys:
-                dispatch[et] = evaluate
+            for key in _dispatch_keys(group_types):
+                dispatch[key] = evaluate
         return dispatch
 
     def _evaluator(self, dispatch: dict[str | None, Evaluator], source: str, candidates: tuple[CompiledRule, ...],
@@ -224,9 +228,8 @@ class Ruleset:
                 if not candidates:
                     continue
                 evaluate = self._compile((source, tuple(r.name for r in candidates), types), candidates)
-                keys: Iterable[str | None] = types if types is not None else (None,)
-                for et in keys:
-                    dispatch[et] = evaluate
+                for key in _dispatch_keys(types):
+                    dispatch[key] = evaluate
 
     # -- evaluation -------------------------------------------------------------------------------
     def required_event_types(self, source: str = "syscall") -> set[str]:

@@ -7,6 +7,7 @@ UDP is fire-and-forget.
 
 from __future__ import annotations
 
+import errno
 import select
 import socket
 import ssl
@@ -103,7 +104,9 @@ class SyslogOutput(Output):
         except OSError as exc:
             self._drop()
             o = self.options
-            raise DeliveryError(f"syslog {o.protocol}://{o.host}:{o.port}: {exc}") from exc
+            # A datagram over the UDP limit will never fit: dead-letter it rather than retry.
+            retryable = exc.errno != errno.EMSGSIZE
+            raise DeliveryError(f"syslog {o.protocol}://{o.host}:{o.port}: {exc}", retryable=retryable) from exc
 
     def _peer_open(self, sock: socket.socket) -> bool:
         """A syslog server never writes to us: a readable TCP/TLS socket means it closed (or reset) its end,

@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2000, help="alerts per insert transaction (the ingest batch)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--db", help="store file (default: a temporary directory, removed afterwards)")
+    ap.add_argument("--reuse", action="store_true", help="with --db: query an already filled store, no ingest")
     args = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="ui-bench-")
@@ -54,7 +55,10 @@ def main() -> None:
     t0 = time.perf_counter()
     batch: list[Any] = []
     decode_s = 0.0
-    for alert in synthetic_alerts(args.alerts, start, now, seed=7):
+    if args.reuse:
+        start = store.conn.execute("SELECT min(ts) AS t FROM alerts").fetchone()["t"]
+        now = store.conn.execute("SELECT max(ts) AS t FROM alerts").fetchone()["t"] + NS
+    for alert in synthetic_alerts(0 if args.reuse else args.alerts, start, now, seed=7):
         d0 = time.perf_counter()
         batch.append(alert_to_row(alert))
         decode_s += time.perf_counter() - d0
@@ -68,7 +72,8 @@ def main() -> None:
     size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
 
     conn = connect(db, readonly=True)
-    sample = conn.execute("SELECT uuid, output FROM alerts ORDER BY id DESC LIMIT 1 OFFSET 777").fetchone()
+    sample = conn.execute("SELECT a.uuid, t.output FROM alerts a JOIN alert_text t ON t.id = a.id "
+                          "ORDER BY a.id DESC LIMIT 1 OFFSET 777").fetchone()
     rare = next(w for w in sample["output"].split() if w.startswith("container_name=")).split("=", 1)[1]
     day = queries.AlertFilter(now - 86400 * NS, now)
     week = queries.AlertFilter(start, now)
@@ -102,8 +107,11 @@ def main() -> None:
     total = conn.execute("SELECT count(*) AS n FROM alerts").fetchone()["n"]
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"SQLite {connect.__globals__['sqlite3'].sqlite_version}")
-    print(f"ingested {total:,} alerts over {args.days:g} days in {ingest_s:.1f} s "
-          f"({total / ingest_s:,.0f} alerts/s, of which decoding {decode_s:.1f} s), store {size / 2**20:,.0f} MiB")
+    if not args.reuse:
+        print(f"ingested {total:,} alerts over {args.days:g} days in {ingest_s:.1f} s "
+              f"({total / ingest_s:,.0f} alerts/s, of which decoding {decode_s:.1f} s), store {size / 2**20:,.0f} MiB")
+    else:
+        print(f"reused store with {total:,} alerts, {size / 2**20:,.0f} MiB")
     print()
     print("| query | median ms | × baseline |")
     print("|---|---:|---:|")

@@ -2,8 +2,9 @@
 
 Counts and timelines are answered from the count cubes whenever there is no full-text term: a range is split
 into whole days, hours and minutes read from the cubes, plus the sub-minute edges read from the raw rows, so the
-answer is exact and its cost does not grow with the number of alerts. SQLite does the summing (one statement
-over the UNION ALL of the segments); Python only sees the few distinct combinations.
+answer is exact and its cost does not grow with the number of alerts. Cubes count by combination id (an integer
+standing for priority, rule, hostname, source and tag set); SQLite sums over the UNION ALL of the segments by
+that id and Python only sees the few distinct combinations.
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ class _Where:
 def _tagsets(conn: sqlite3.Connection, tags: tuple[str, ...]) -> tuple[str, ...]:
     """The stored tag sets containing any of `tags`: a tag filter becomes an indexable `tags IN (...)`."""
     wanted = set(tags)
-    return tuple(r["tags"] for r in conn.execute("SELECT tags FROM tagsets") if wanted & set(orjson.loads(r["tags"])))
+    return tuple(r["tags"] for r in conn.execute("SELECT DISTINCT tags FROM combos")
+                 if wanted & set(orjson.loads(r["tags"])))
 
 
 def _dimension_where(conn: sqlite3.Connection, f: AlertFilter, w: _Where, prefix: str) -> _Where:
@@ -184,28 +186,31 @@ def split_range(start: int, end: int, grains: tuple[int, ...]) -> list[tuple[int
 
 
 def _segments(conn: sqlite3.Connection, f: AlertFilter, step: int | None) -> tuple[str, list[Any]]:
-    """One UNION ALL over the range's segments, rows (b, priority, rule, hostname, source, tags, n).
+    """One UNION ALL over the range's segments, rows (b, combo, n).
 
     Without a full-text term the segments are cube reads plus sub-minute raw edges; with one, the raw rows the
     FTS index selects. `b` is the start (s) of the `step` bucket, 0 without a step.
     """
     grains = () if f.text else tuple(g for g in GRAINS if step is None or step % g == 0)
+    combo_filter = _dimension_where(conn, f, _Where(), "")
     parts: list[str] = []
     params: list[Any] = []
     for grain, a, b in split_range(f.start_ns, f.end_ns, grains):
         if grain is None:
             w = _raw_where(conn, f, a, b)
             bucket = f"(a.ts / {step * NS}) * {step}" if step else "0"
-            parts.append(f"SELECT {bucket} AS b, a.priority, a.rule, a.hostname, a.source, a.tags, count(*) AS n "
-                         f"FROM alerts a WHERE {w.render()} GROUP BY 1, 2, 3, 4, 5, 6")
+            parts.append(f"SELECT {bucket} AS b, a.combo AS combo, count(*) AS n FROM alerts a "
+                         f"WHERE {w.render()} GROUP BY 1, 2")
         else:
-            w = _dimension_where(conn, f, _Where(["c.bucket >= ?", "c.bucket < ?"], [a // NS, b // NS]), "c.")
+            w = _Where(["c.bucket >= ?", "c.bucket < ?"], [a // NS, b // NS])
+            if combo_filter.sql:
+                w.sql.append(f"c.combo IN (SELECT id FROM combos WHERE {combo_filter.render()})")
+                w.params += combo_filter.params
             bucket = f"(c.bucket / {step}) * {step}" if step else "0"
-            parts.append(f"SELECT {bucket} AS b, c.priority, c.rule, c.hostname, c.source, c.tags, c.n "
-                         f"FROM cube_{grain} c WHERE {w.render()}")
+            parts.append(f"SELECT {bucket} AS b, c.combo AS combo, c.n AS n FROM cube_{grain} c WHERE {w.render()}")
         params += w.params
     if not parts:
-        return "SELECT 0 AS b, 0 AS priority, '' AS rule, '' AS hostname, '' AS source, '[]' AS tags, 0 AS n", []
+        return "SELECT 0 AS b, 0 AS combo, 0 AS n", []
     return " UNION ALL ".join(parts), params
 
 
@@ -219,8 +224,9 @@ def counts(conn: sqlite3.Connection, f: AlertFilter, top: int = 50) -> dict[str,
     sql, params = _segments(conn, f, None)
     per: dict[str, Counter[Any]] = {d: Counter() for d in DIMENSIONS}
     grand = 0
-    for r in conn.execute(f"SELECT priority, rule, hostname, source, tags, sum(n) AS n FROM ({sql}) "
-                          "GROUP BY 1, 2, 3, 4, 5", params):
+    for r in conn.execute(f"""SELECT c.priority, c.rule, c.hostname, c.source, c.tags, s.n
+                              FROM (SELECT combo, sum(n) AS n FROM ({sql}) GROUP BY combo) s
+                              JOIN combos c ON c.id = s.combo""", params):
         n = r["n"]
         if n <= 0:
             continue
@@ -260,7 +266,9 @@ def timeline(conn: sqlite3.Connection, f: AlertFilter, step: int | None = None) 
     index = {b: i for i, b in enumerate(starts)}
     series: dict[str, list[int]] = {}
     sql, params = _segments(conn, f, step)
-    for r in conn.execute(f"SELECT b, priority, sum(n) AS n FROM ({sql}) GROUP BY 1, 2", params):
+    for r in conn.execute(f"""SELECT s.b AS b, c.priority AS priority, sum(s.n) AS n
+                              FROM (SELECT b, combo, sum(n) AS n FROM ({sql}) GROUP BY 1, 2) s
+                              JOIN combos c ON c.id = s.combo GROUP BY 1, 2""", params):
         if r["n"] > 0 and r["b"] in index:
             series.setdefault(PRIORITIES[r["priority"]], [0] * len(starts))[index[r["b"]]] += r["n"]
     ordered = {p: series[p] for p in PRIORITIES if p in series}

@@ -15,13 +15,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from outputs.ui.alert_row import AlertRow
 
 NS = 1_000_000_000
 # Cube grains in seconds, coarsest first: a range is split into whole days, then hours, then minutes, then raw rows.
 GRAINS = (86_400, 3_600, 60)
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 # `alerts` is narrow (what filters, cubes and ordering read) so range scans stay in cache; the wide text lives
 # in `alert_text`, read only for the rows shown, exported, or matched by full-text search.
@@ -34,7 +35,13 @@ _SCHEMA = [
         rule TEXT NOT NULL,
         hostname TEXT NOT NULL,
         source TEXT NOT NULL,
-        tags TEXT NOT NULL)""",
+        tags TEXT NOT NULL,
+        combo INTEGER NOT NULL)""",
+    # Every distinct (priority, rule, hostname, source, tag set) once: cubes count by this small integer, so
+    # summing and grouping never touch text. In Falco tags come with the rule, so tag sets add few combinations.
+    """CREATE TABLE IF NOT EXISTS combos (
+        id INTEGER PRIMARY KEY, priority INTEGER NOT NULL, rule TEXT NOT NULL, hostname TEXT NOT NULL,
+        source TEXT NOT NULL, tags TEXT NOT NULL, UNIQUE (priority, rule, hostname, source, tags))""",
     """CREATE TABLE IF NOT EXISTS alert_text (
         id INTEGER PRIMARY KEY, rule TEXT NOT NULL, output TEXT NOT NULL, fields TEXT NOT NULL, extra TEXT)""",
     "CREATE INDEX IF NOT EXISTS alerts_ts ON alerts(ts)",
@@ -44,19 +51,15 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS alerts_source ON alerts(source, ts)",
     """CREATE VIRTUAL TABLE IF NOT EXISTS alerts_fts USING fts5(
         output, rule, fields, content='alert_text', content_rowid='id', tokenize='unicode61')""",
-    "CREATE TABLE IF NOT EXISTS tagsets (tags TEXT PRIMARY KEY) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 for _g in GRAINS:
-    # The tag set (the alert's JSON tag list) is a cube key: in Falco tags come with the rule, so it adds few
-    # rows, and counts by tag or filters on any tags are answered from the cube by expanding the sets.
     _SCHEMA.append(f"""CREATE TABLE IF NOT EXISTS cube_{_g} (
-        bucket INTEGER NOT NULL, priority INTEGER NOT NULL, rule TEXT NOT NULL, hostname TEXT NOT NULL,
-        source TEXT NOT NULL, tags TEXT NOT NULL, n INTEGER NOT NULL,
-        PRIMARY KEY (bucket, priority, rule, hostname, source, tags)) WITHOUT ROWID""")
+        bucket INTEGER NOT NULL, combo INTEGER NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (bucket, combo)) WITHOUT ROWID""")
 
-_INSERT = """INSERT OR IGNORE INTO alerts (uuid, ts, priority, rule, hostname, source, tags)
-             VALUES (?, ?, ?, ?, ?, ?, ?)"""
+_INSERT = """INSERT OR IGNORE INTO alerts (uuid, ts, priority, rule, hostname, source, tags, combo)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
 _INSERT_TEXT = "INSERT INTO alert_text (id, rule, output, fields, extra) VALUES (?, ?, ?, ?, ?)"
 
 
@@ -110,6 +113,24 @@ class AlertStore:
                 self.conn.execute(stmt)
             self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
             self.conn.execute("COMMIT")
+            version = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()["value"]
+        if version != SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path}: store schema {version}, this version needs {SCHEMA_VERSION}: "
+                               "move the file away (the UI refills from the alerts topic)")
+        self._combos: dict[tuple[Any, ...], int] = {}
+        self._load_combos()
+
+    def _load_combos(self) -> None:
+        self._combos = {(r["priority"], r["rule"], r["hostname"], r["source"], r["tags"]): r["id"]
+                        for r in self.conn.execute("SELECT * FROM combos")}
+
+    def _combo(self, key: tuple[Any, ...]) -> int:
+        found = self._combos.get(key)
+        if found is None:
+            cur = self.conn.execute("INSERT INTO combos (priority, rule, hostname, source, tags) VALUES (?, ?, ?, ?, ?)",
+                                    key)
+            found = self._combos[key] = int(cur.lastrowid or 0)
+        return found
 
     def close(self) -> None:
         self.conn.close()
@@ -127,7 +148,8 @@ class AlertStore:
             c.execute("BEGIN IMMEDIATE")
             try:
                 last = c.execute("SELECT coalesce(max(id), 0) AS m FROM alerts").fetchone()["m"]
-                c.executemany(_INSERT, [r.index_params() for r in batch.values()])
+                params = [r.index_params() for r in batch.values()]
+                c.executemany(_INSERT, [(*p, self._combo(p[2:])) for p in params])
                 new = c.execute("SELECT id, uuid FROM alerts WHERE id > ?", (last,)).fetchall()
                 if new:
                     c.executemany(_INSERT_TEXT, [(n["id"], *batch[n["uuid"]].text_params()) for n in new])
@@ -135,22 +157,21 @@ class AlertStore:
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
+                self._load_combos()  # ids handed out in the rolled-back transaction are gone
                 raise
         return InsertResult(len(given), len(new))
 
     def _index_new(self, last_id: int) -> None:
-        """FTS, tag sets and cubes for rows with id > last_id (rowids only grow: retention deletes the oldest)."""
+        """FTS and cubes for rows with id > last_id (rowids only grow: retention deletes the oldest)."""
         c = self.conn
         c.execute("""INSERT INTO alerts_fts (rowid, output, rule, fields)
                      SELECT id, output, rule, fields FROM alert_text WHERE id > ?""", (last_id,))
-        c.execute("INSERT OR IGNORE INTO tagsets SELECT DISTINCT tags FROM alerts WHERE id > ?", (last_id,))
         self._cube_add("a.id > ?", (last_id,), sign=1)
 
     def _cube_add(self, where: str, params: tuple[object, ...], sign: int) -> None:
         for g in GRAINS:
-            self.conn.execute(f"""INSERT INTO cube_{g} (bucket, priority, rule, hostname, source, tags, n)
-                SELECT (a.ts / {g * NS}) * {g}, a.priority, a.rule, a.hostname, a.source, a.tags, {sign} * count(*)
-                FROM alerts a WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6
+            self.conn.execute(f"""INSERT INTO cube_{g} (bucket, combo, n)
+                SELECT (a.ts / {g * NS}) * {g}, a.combo, {sign} * count(*) FROM alerts a WHERE {where} GROUP BY 1, 2
                 ON CONFLICT DO UPDATE SET n = n + excluded.n""", params)
 
     def prune(self, now_ns: int | None = None, chunk: int = 50_000) -> int:

@@ -48,7 +48,6 @@ class Capture:
         self.decoder = Decoder(self.procs, argv_max)
         self._bpf: Any = None
         self._ring: RingReader | None = None
-        self._out: list[Event] = []
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -144,24 +143,18 @@ class Capture:
 
     # --- reading -------------------------------------------------------------------------------------------
 
-    def _handle(self, view: memoryview, off: int, length: int) -> None:
-        ev = self.decoder.decode(view, off, length)
-        dec = self.decoder
-        if dec.meta:
-            self._out.extend(dec.meta)
-            dec.meta.clear()
-        self._out.append(ev)
-
     def poll(self, timeout_ms: int = 100, max_events: int = 1 << 20) -> list[Event]:
         """Events captured since the last poll, in capture order; waits up to timeout_ms when there are none."""
         ring = self._ring
         if ring is None:
             raise CaptureError("Capture.poll() before start() (or after close())")
-        self._out = []
-        if ring.drain(self._handle, max_events) == 0 and timeout_ms != 0:
+        out: list[Event] = []
+        dec = self.decoder
+        dec.out = out
+        if ring.drain(dec.decode, max_events) == 0 and timeout_ms != 0:
             ring.wait(timeout_ms)
-            ring.drain(self._handle, max_events)
-        out, self._out = self._out, []
+            ring.drain(dec.decode, max_events)
+        dec.out = []
         return out
 
     def _percpu_sum(self, name: str) -> dict[int, int]:

@@ -7,6 +7,7 @@ blob exists. Process/fd state that paths and fd.name need lives in ProcTable.
 
 from __future__ import annotations
 
+import mmap
 import pwd
 import socket
 import struct
@@ -20,6 +21,7 @@ from sensor.proctable import FdInfo, ProcTable
 from sensor.syscalls import NUMBERS, SYSCALLS
 
 HDR = struct.Struct("<Qq6QIHHIIIIIII8HI16s")
+_unpack_hdr = HDR.unpack_from
 HDR_SIZE = 136
 assert HDR.size == HDR_SIZE
 PROCINFO = struct.Struct("<6Q6I")
@@ -35,6 +37,7 @@ SEND_RECV = frozenset({"sendto", "sendmsg", "recvfrom", "recvmsg"})
 L4 = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
 
 Event = dict[str, Any]
+Buffer = mmap.mmap  # the ring buffer's mapping: unpack_from in place, slices are bytes
 
 
 def _s32(v: int) -> int:
@@ -42,7 +45,7 @@ def _s32(v: int) -> int:
     return v - 0x100000000 if v & 0x80000000 else v
 
 
-def _cstr(b: bytes | memoryview) -> str:
+def _cstr(b: bytes) -> str:
     raw = bytes(b)
     end = raw.find(b"\0")
     return (raw if end < 0 else raw[:end]).decode("utf-8", "replace")
@@ -72,7 +75,13 @@ class Decoder:
         self.known_uids: set[int] = set()
         self.known_containers: set[str] = set()
         self.meta: list[Event] = []  # user/container meta events to emit before the current event
-        self._by_kind: dict[int, Callable[[Event, tuple[Any, ...], list[memoryview]], None]] = {}
+        self.out: list[Event] = []  # where decode() appends, in capture order
+        self._names: dict[int, str] = dict(NUMBERS)
+        self._fast: dict[int, Callable[[Event, tuple[Any, ...], Buffer, int], Any]] = {
+            SYSCALLS["open"]: self._fast_open, SYSCALLS["openat"]: self._fast_openat,
+            SYSCALLS["close"]: self._fast_close,
+        }
+        self._by_kind: dict[int, Callable[[Event, tuple[Any, ...], list[bytes]], None]] = {}
         for name, nr in SYSCALLS.items():
             fn = getattr(self, f"_sc_{name}", None)
             if fn is not None:
@@ -81,31 +90,79 @@ class Decoder:
         self._by_kind[KIND_FORK] = self._fork
         self._by_kind[KIND_EXIT] = self._exit
 
-    def decode(self, view: memoryview, off: int, length: int) -> Event:
-        h = HDR.unpack_from(view, off)
+    def decode(self, view: Buffer, off: int, length: int) -> None:
+        """Appends the record's event (after any meta event it needs first) to self.out.
+
+        The hot path (open/openat/close: most of a busy host's events) is a direct function; other kinds
+        get their blobs sliced into a list first.
+        """
+        h = _unpack_hdr(view, off)
         kind = h[9]
         comm = self._comm.get(h[27])
         if comm is None:
             comm = self._comm[h[27]] = _cstr(h[27])
         loginuid = h[17]
+        uid = h[14]
         ev: Event = {
-            "ts": h[0] + self.epoch, "type": NUMBERS.get(kind, ""), "tid": h[11], "pid": h[12], "ppid": h[13],
-            "uid": h[14], "gid": h[15], "euid": h[16], "loginuid": -1 if loginuid == UNSET_LOGINUID else loginuid,
+            "ts": h[0] + self.epoch, "type": self._names.get(kind, ""), "tid": h[11], "pid": h[12], "ppid": h[13],
+            "uid": uid, "gid": h[15], "euid": h[16], "loginuid": -1 if loginuid == UNSET_LOGINUID else loginuid,
             "comm": comm, "res": h[1], "args": {}, "proc": None,
         }
-        if h[10] & F_TRUNCATED:
+        if h[10]:
             self.truncated += 1
-        if h[14] not in self.known_uids:
-            self._user(h[14], ev)
-        fn = self._by_kind.get(kind)
-        if fn is not None:
-            blobs: list[memoryview] = []
-            pos = off + HDR_SIZE
-            for n in h[18:26] if any(h[18:26]) else ():
-                blobs.append(view[pos:pos + n])
-                pos += n
-            fn(ev, h, blobs)
-        return ev
+        if uid not in self.known_uids:
+            self._user(uid, ev)
+        fast = self._fast.get(kind)
+        if fast is not None:
+            fast(ev, h, view, off + HDR_SIZE)
+        else:
+            fn = self._by_kind.get(kind)
+            if fn is not None:
+                blobs: list[bytes] = []
+                pos = off + HDR_SIZE
+                for n in h[18:26]:
+                    blobs.append(view[pos:pos + n])
+                    pos += n
+                fn(ev, h, blobs)
+        if self.meta:
+            self.out.extend(self.meta)
+            self.meta.clear()
+        self.out.append(ev)
+
+    def _fast_open(self, ev: Event, h: tuple[Any, ...], view: Buffer, pos: int, dirfd: int = AT_FDCWD,
+                   flags_i: int = 3, mode_i: int = 4) -> dict[str, str]:
+        n = h[18]
+        name = view[pos:pos + n - 1].decode("utf-8", "replace") if n else ""
+        pid, res = h[12], h[1]
+        if name[:1] != "/" or "/." in name or "//" in name:
+            name = self.procs.resolve(pid, name, dirfd)
+        args = {"name": name, "flags": str(h[flags_i]), "mode": str(h[mode_i]), "fd": str(res)}
+        ev["args"] = args
+        if res >= 0:
+            st = self.procs.procs.get(pid)
+            if st is None:
+                st = self.procs.get(pid)
+            if len(st.fds) < self.procs.max_fds:
+                st.fds[res] = FdInfo(name)
+        return args
+
+    def _fast_openat(self, ev: Event, h: tuple[Any, ...], view: Buffer, pos: int) -> None:
+        dirfd = h[2] & 0xFFFFFFFF
+        if dirfd & 0x80000000:
+            dirfd -= 0x100000000
+        self._fast_open(ev, h, view, pos, dirfd, 4, 5)["dirfd"] = str(dirfd)
+
+    def _fast_close(self, ev: Event, h: tuple[Any, ...], view: Buffer, pos: int) -> None:
+        fd = h[2] & 0xFFFFFFFF
+        if fd & 0x80000000:
+            fd -= 0x100000000
+        args = {"fd": str(fd)}
+        ev["args"] = args
+        if h[1] == 0:
+            st = self.procs.procs.get(h[12])
+            info = st.fds.pop(fd, None) if st is not None else None
+            if info is not None:
+                args["fd.name"] = info.name
 
     # --- meta events -------------------------------------------------------------------------------------
 
@@ -134,7 +191,7 @@ class Decoder:
 
     # --- process events ----------------------------------------------------------------------------------
 
-    def _exec(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _exec(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["type"] = NUMBERS.get(h[2], "execve")
         pi = PROCINFO.unpack_from(b[0], 0) if len(b) > 0 and len(b[0]) >= PROCINFO.size else (0,) * 12
         filename = _cstr(b[1]) if len(b) > 1 else ""
@@ -165,7 +222,7 @@ class Decoder:
             "exe_ino_ctime": pi[4] * 1_000_000_000, "exe_ino_mtime": pi[5] * 1_000_000_000,
         }
 
-    def _fork(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _fork(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         child_tid, child_pid, flags, sc = h[2], h[3], h[4], h[5]
         name = NUMBERS.get(sc, "clone")
         ev["type"] = name if name in ("clone", "clone3", "fork", "vfork") else "clone"
@@ -181,7 +238,7 @@ class Decoder:
                           "start_ts": pi[0] + self.epoch if pi[0] else 0, "container_id": st.container_id,
                           "cap_permitted": pi[2], "cap_effective": pi[3], "cap_inheritable": pi[1]}
 
-    def _exit(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _exit(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["type"] = "procexit"
         status = h[2]
         ev["args"] = {"status": str(status), "ret": str((status >> 8) & 0xFF), "sig": str(status & 0x7F)}
@@ -197,18 +254,10 @@ class Decoder:
         if res >= 0:
             self.procs.set_fd(pid, res, FdInfo(name))
 
-    def _sc_open(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
-        self._open_common(ev, _cstr(b[0]) if b else "", AT_FDCWD, h[3], h[4])
-
-    def _sc_creat(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_creat(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._open_common(ev, _cstr(b[0]) if b else "", AT_FDCWD, 0o1101, h[3])
 
-    def _sc_openat(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
-        dirfd = _s32(h[2])
-        self._open_common(ev, _cstr(b[0]) if b else "", dirfd, h[4], h[5])
-        ev["args"]["dirfd"] = str(dirfd)
-
-    def _sc_openat2(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_openat2(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         dirfd = _s32(h[2])
         flags = mode = resolve = 0
         if len(b) > 3 and len(b[3]) >= OPEN_HOW.size:
@@ -217,16 +266,8 @@ class Decoder:
         ev["args"]["dirfd"] = str(dirfd)
         ev["args"]["resolve"] = str(resolve)
 
-    def _path(self, ev: Event, b: list[memoryview], slot: int, dirfd: int = AT_FDCWD) -> str:
+    def _path(self, ev: Event, b: list[bytes], slot: int, dirfd: int = AT_FDCWD) -> str:
         return self.procs.resolve(ev["pid"], _cstr(b[slot]), dirfd) if len(b) > slot and len(b[slot]) else ""
-
-    def _sc_close(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
-        fd = _s32(h[2])
-        ev["args"] = {"fd": str(fd)}
-        if ev["res"] == 0:
-            info = self.procs.close_fd(ev["pid"], fd)
-            if info is not None:
-                ev["args"]["fd.name"] = info.name
 
     def _dup(self, ev: Event, h: tuple[Any, ...]) -> None:
         fd, res, pid = _s32(h[2]), ev["res"], ev["pid"]
@@ -240,13 +281,13 @@ class Decoder:
                 self.procs.set_fd(pid, res, info)
         ev["args"] = args
 
-    def _sc_dup(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_dup(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._dup(ev, h)
 
-    def _sc_dup2(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_dup2(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._dup(ev, h)
 
-    def _sc_dup3(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_dup3(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._dup(ev, h)
         ev["args"]["flags"] = str(h[4])
 
@@ -259,162 +300,162 @@ class Decoder:
                 args.update(info.args)
         return args
 
-    def _sc_chdir(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_chdir(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         st = self.procs.get(ev["pid"])
         path = _components(bytes(b[6])) if len(b) > 6 and ev["res"] == 0 else self._path(ev, b, 0)
         if ev["res"] == 0:
             st.cwd = path
         ev["args"] = {"path": path}
 
-    def _sc_fchdir(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_fchdir(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         fd = _s32(h[2])
         ev["args"] = self._fd_args(ev, fd)
         if ev["res"] == 0 and len(b) > 6:
             self.procs.get(ev["pid"]).cwd = ev["args"]["path"] = _components(bytes(b[6]))
 
-    def _sc_chmod(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_chmod(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"filename": self._path(ev, b, 0), "mode": str(h[3])}
 
-    def _sc_fchmod(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_fchmod(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = self._fd_args(ev, _s32(h[2]))
         ev["args"]["mode"] = str(h[3])
 
-    def _sc_fchmodat(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_fchmodat(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         dirfd = _s32(h[2])
         ev["args"] = {"dirfd": str(dirfd), "filename": self._path(ev, b, 0, dirfd), "mode": str(h[4])}
 
     _sc_fchmodat2 = _sc_fchmodat
 
-    def _sc_mkdir(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_mkdir(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"path": self._path(ev, b, 0), "mode": str(h[3])}
 
-    def _sc_mkdirat(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_mkdirat(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         dirfd = _s32(h[2])
         ev["args"] = {"dirfd": str(dirfd), "path": self._path(ev, b, 0, dirfd), "mode": str(h[4])}
 
-    def _sc_rmdir(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_rmdir(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"path": self._path(ev, b, 0)}
 
-    def _sc_unlink(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_unlink(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         p = self._path(ev, b, 0)
         ev["args"] = {"path": p, "name": p}
 
-    def _sc_unlinkat(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_unlinkat(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         dirfd = _s32(h[2])
         ev["args"] = {"dirfd": str(dirfd), "name": self._path(ev, b, 0, dirfd), "flags": str(h[4])}
 
-    def _sc_rename(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_rename(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"oldpath": self._path(ev, b, 0), "newpath": self._path(ev, b, 1)}
 
-    def _sc_renameat(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_renameat(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         od, nd = _s32(h[2]), _s32(h[4])
         ev["args"] = {"olddirfd": str(od), "oldpath": self._path(ev, b, 0, od), "newdirfd": str(nd),
                       "newpath": self._path(ev, b, 1, nd)}
 
-    def _sc_renameat2(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_renameat2(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._sc_renameat(ev, h, b)
         ev["args"]["flags"] = str(h[6])
 
-    def _sc_link(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_link(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"oldpath": self._path(ev, b, 0), "newpath": self._path(ev, b, 1)}
 
-    def _sc_linkat(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_linkat(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         od, nd = _s32(h[2]), _s32(h[4])
         ev["args"] = {"olddir": str(od), "oldpath": self._path(ev, b, 0, od), "newdir": str(nd),
                       "newpath": self._path(ev, b, 1, nd), "flags": str(h[6])}
 
-    def _sc_symlink(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_symlink(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"target": _cstr(b[0]) if b else "", "linkpath": self._path(ev, b, 1)}
 
-    def _sc_symlinkat(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_symlinkat(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         nd = _s32(h[3])
         ev["args"] = {"target": _cstr(b[0]) if b else "", "linkdirfd": str(nd), "linkpath": self._path(ev, b, 1, nd)}
 
-    def _sc_execve(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:  # failures only
+    def _sc_execve(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:  # failures only
         ev["args"] = {"filename": self._path(ev, b, 0)}
 
-    def _sc_execveat(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_execveat(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         dirfd = _s32(h[2])
         ev["args"] = {"dirfd": str(dirfd), "filename": self._path(ev, b, 0, dirfd), "flags": str(h[6])}
 
-    def _sc_init_module(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_init_module(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"name": "", "len": str(h[3]), "uargs": _cstr(b[0]) if b else ""}
 
-    def _sc_finit_module(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_finit_module(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         args = self._fd_args(ev, _s32(h[2]))
         args["name"] = args.get("fd.name", "")
         args["uargs"] = _cstr(b[0]) if b else ""
         args["flags"] = str(h[4])
         ev["args"] = args
 
-    def _sc_memfd_create(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_memfd_create(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         name = _cstr(b[0]) if b else ""
         ev["args"] = {"name": name, "flags": str(h[3])}
         if ev["res"] >= 0:
             self.procs.set_fd(ev["pid"], ev["res"], FdInfo(f"/memfd:{name} (deleted)"))
 
-    def _sc_mount(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_mount(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"dev": _cstr(b[0]) if len(b) > 0 else "", "dir": self._path(ev, b, 1),
                       "type": _cstr(b[2]) if len(b) > 2 else "", "flags": str(h[5])}
 
-    def _sc_umount2(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_umount2(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"name": self._path(ev, b, 0), "flags": str(h[3])}
 
     # --- ids, namespaces, misc ---------------------------------------------------------------------------
 
-    def _sc_setuid(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_setuid(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"uid": str(_s32(h[2]))}
 
-    def _sc_setgid(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_setgid(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"gid": str(_s32(h[2]))}
 
-    def _sc_setreuid(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_setreuid(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"ruid": str(_s32(h[2])), "euid": str(_s32(h[3]))}
 
-    def _sc_setregid(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_setregid(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"rgid": str(_s32(h[2])), "egid": str(_s32(h[3]))}
 
-    def _sc_setresuid(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_setresuid(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"ruid": str(_s32(h[2])), "euid": str(_s32(h[3])), "suid": str(_s32(h[4]))}
 
-    def _sc_setresgid(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_setresgid(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"rgid": str(_s32(h[2])), "egid": str(_s32(h[3])), "sgid": str(_s32(h[4]))}
 
-    def _sc_setpgid(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_setpgid(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"pid": str(_s32(h[2])), "pgid": str(_s32(h[3]))}
 
-    def _sc_ptrace(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_ptrace(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"request": str(h[2]), "pid": str(_s32(h[3]))}
 
-    def _sc_setns(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_setns(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = self._fd_args(ev, _s32(h[2]))
         ev["args"]["nstype"] = str(h[3])
 
-    def _sc_unshare(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_unshare(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"flags": str(h[2])}
 
-    def _sc_bpf(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_bpf(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"cmd": str(h[2])}
 
-    def _sc_userfaultfd(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_userfaultfd(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"flags": str(h[2])}
 
-    def _sc_kill(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_kill(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"pid": str(_s32(h[2])), "sig": str(h[3])}
 
-    def _sc_tgkill(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_tgkill(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"pid": str(_s32(h[2])), "tid": str(_s32(h[3])), "sig": str(h[4])}
 
-    def _sc_prctl(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_prctl(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = {"option": str(h[2]), "arg2": str(h[3])}
 
-    def _sc_fchown(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_fchown(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["args"] = self._fd_args(ev, _s32(h[2]))
         ev["args"].update(uid=str(_s32(h[3])), gid=str(_s32(h[4])))
 
     # --- sockets -------------------------------------------------------------------------------------------
 
-    def _sc_socket(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_socket(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         domain, stype, proto = h[2], h[3], h[4]
         ev["args"] = {"domain": str(domain), "type": str(stype), "proto": str(proto)}
         if ev["res"] >= 0:
@@ -426,7 +467,7 @@ class Decoder:
                 sargs["l4proto"] = l4
             self.procs.set_fd(ev["pid"], ev["res"], FdInfo("", sargs))
 
-    def _socket_event(self, ev: Event, h: tuple[Any, ...], b: list[memoryview], fd: int, server_local: bool) -> None:
+    def _socket_event(self, ev: Event, h: tuple[Any, ...], b: list[bytes], fd: int, server_local: bool) -> None:
         """Falco's tuple: s* = client side, d* = server side (remote for connect/send, local for accept/bind)."""
         pid = ev["pid"]
         args: dict[str, str] = {"fd": str(fd)}
@@ -485,35 +526,35 @@ class Decoder:
             self.procs.set_fd(pid, target, FdInfo(args.get("fd.name", ""), sargs))
         ev["args"] = args
 
-    def _sc_connect(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_connect(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._socket_event(ev, h, b, _s32(h[2]), server_local=False)
 
-    def _sc_sendto(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_sendto(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._socket_event(ev, h, b, _s32(h[2]), server_local=False)
         ev["args"]["size"] = str(h[4])
 
-    def _sc_sendmsg(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_sendmsg(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._socket_event(ev, h, b, _s32(h[2]), server_local=False)
 
-    def _sc_recvfrom(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_recvfrom(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._socket_event(ev, h, b, _s32(h[2]), server_local=False)
 
-    def _sc_recvmsg(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_recvmsg(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._socket_event(ev, h, b, _s32(h[2]), server_local=False)
 
-    def _sc_accept(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_accept(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._socket_event(ev, h, b, _s32(h[2]), server_local=True)
         ev["args"]["fd"] = str(ev["res"])
         ev["args"]["listen_fd"] = str(_s32(h[2]))
 
-    def _sc_accept4(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_accept4(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._sc_accept(ev, h, b)
         ev["args"]["flags"] = str(h[5])
 
-    def _sc_bind(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_bind(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._socket_event(ev, h, b, _s32(h[2]), server_local=True)
 
-    def _sc_listen(self, ev: Event, h: tuple[Any, ...], b: list[memoryview]) -> None:
+    def _sc_listen(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         self._socket_event(ev, h, b, _s32(h[2]), server_local=True)
         ev["args"]["backlog"] = str(_s32(h[3]))
 
@@ -522,7 +563,7 @@ def _bracket(ip: str) -> str:
     return ip
 
 
-def _sockaddr(raw: memoryview) -> tuple[int, str, int] | None:
+def _sockaddr(raw: bytes) -> tuple[int, str, int] | None:
     """(family, address or unix path, port) of a user sockaddr."""
     data = bytes(raw)
     family = int.from_bytes(data[:2], "little")

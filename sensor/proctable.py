@@ -13,7 +13,7 @@ import posixpath
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class FdInfo:
     name: str
     args: dict[str, str] | None = None  # socket fields (family, sip, sport, dip, dport, l4proto, path)

@@ -389,3 +389,16 @@ def test_not_root_is_a_clear_error() -> None:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_captured_events_fit_the_wire_schema(cap: Capture, act: str, tmp_path: Path) -> None:
+    from schemas.codec import decode_batch, encode_batch
+
+    events: list[Event] = []
+    for argv in ([act, "fork"], [act, "tcp4"], [act, "files", str(tmp_path)], [act, "exec", "/bin/true", "x"]):
+        events += run(cap, argv)[1]
+    batch = {"hostname": "h", "sensor_id": "s", "batch_seq": 0, "first_seq": 0, "events": events}
+    decoded = decode_batch(encode_batch(batch))["events"]
+    assert [(e["type"], e["tid"], e["args"]) for e in decoded] == [(e["type"], e["tid"], e["args"]) for e in events]
+    assert all(d["proc"]["exe"] == e["proc"]["exe"] for d, e in zip(decoded, events, strict=True)
+               if e["type"] == "execve")

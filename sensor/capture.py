@@ -13,6 +13,8 @@ import contextlib
 import ctypes
 import io
 import os
+import pwd
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from sensor.tracefs import TracefsError, tracefs_root, tracepoint_offsets
 
 PROBE_SOURCE = Path(__file__).with_name("probe.bpf.c")
 COUNTER_NAMES = ("n_drops_buffer", "n_drops_pending_map", "n_drops_truncated", "n_no_enter", "n_drops_scratch_map")
+SWEEP_INTERVAL_S = 30.0
 KIND_NAMES = {KIND_EXEC: "execve", KIND_FORK: "clone", KIND_EXIT: "procexit"}
 
 
@@ -48,6 +51,7 @@ class Capture:
         self.decoder = Decoder(self.procs, argv_max)
         self._bpf: Any = None
         self._ring: RingReader | None = None
+        self._next_sweep = 0.0
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -101,6 +105,9 @@ class Capture:
             self.close()
             raise CaptureError(f"attaching the probe's tracepoints failed: {exc}") from None
         self.procs.seed_from_proc()
+        # Users in the passwd database are sent by the start-up snapshot; only later ones need a "user" event.
+        self.decoder.known_uids.update(p.pw_uid for p in pwd.getpwall())
+        self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S
         events = self._bpf[b"events"]
         self._ring = RingReader(events.map_fd, self.ring_pages * 4096)
 
@@ -155,6 +162,9 @@ class Capture:
             ring.wait(timeout_ms)
             ring.drain(dec.decode, max_events)
         dec.out = []
+        if time.monotonic() >= self._next_sweep:
+            self.procs.sweep()
+            self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S
         return out
 
     def _percpu_sum(self, name: str) -> dict[int, int]:

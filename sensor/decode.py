@@ -100,6 +100,8 @@ class Decoder:
         kind = h[9]
         comm = self._comm.get(h[27])
         if comm is None:
+            if len(self._comm) > 4096:  # bounded: comms are attacker-chosen
+                self._comm.clear()
             comm = self._comm[h[27]] = _cstr(h[27])
         loginuid = h[17]
         uid = h[14]
@@ -150,7 +152,18 @@ class Decoder:
         dirfd = h[2] & 0xFFFFFFFF
         if dirfd & 0x80000000:
             dirfd -= 0x100000000
-        self._fast_open(ev, h, view, pos, dirfd, 4, 5)["dirfd"] = str(dirfd)
+        n = h[18]
+        name = view[pos:pos + n - 1].decode("utf-8", "replace") if n else ""
+        pid, res = h[12], h[1]
+        if name[:1] != "/" or "/." in name or "//" in name:
+            name = self.procs.resolve(pid, name, dirfd)
+        ev["args"] = {"name": name, "flags": str(h[4]), "mode": str(h[5]), "fd": str(res), "dirfd": str(dirfd)}
+        if res >= 0:
+            st = self.procs.procs.get(pid)
+            if st is None:
+                st = self.procs.get(pid)
+            if len(st.fds) < self.procs.max_fds:
+                st.fds[res] = FdInfo(name)
 
     def _fast_close(self, ev: Event, h: tuple[Any, ...], view: Buffer, pos: int) -> None:
         fd = h[2] & 0xFFFFFFFF

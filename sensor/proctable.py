@@ -43,6 +43,14 @@ class ProcTable:
                 pid = int(name)
                 self.procs.setdefault(pid, ProcState(cwd=_readlink(f"/proc/{pid}/cwd")))
 
+    def sweep(self) -> int:
+        """Forgets processes that are gone (their procexit was lost or never traced); returns how many."""
+        alive = {int(n) for n in os.listdir("/proc") if n.isdigit()}
+        dead = [pid for pid in self.procs if pid not in alive]
+        for pid in dead:
+            del self.procs[pid]
+        return len(dead)
+
     def fork(self, parent: int, child: int) -> None:
         src = self.get(parent)
         self.procs[child] = ProcState(cwd=src.cwd, fds=dict(src.fds), container_id=src.container_id)

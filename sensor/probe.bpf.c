@@ -273,7 +273,7 @@ static __always_inline void walk_dentry_path(u8 *buf, struct hdr *h, struct walk
             continue;
         }
         void *parent = rdp(dentry, OFF_DENTRY_PARENT);
-        if (parent == dentry || !parent)
+        if (!parent)
             break;
         u32 o = w->off;
         if (o > DATA_MASK) {
@@ -285,6 +285,8 @@ static __always_inline void walk_dentry_path(u8 *buf, struct hdr *h, struct walk
         if (n <= 0)
             break;
         w->off = o + n;
+        if (parent == dentry)  // a pseudo file (memfd, pipe): its own name is the whole path
+            break;
         dentry = parent;
         if (i == PATH_COMPONENTS_MAX - 1)
             h->flags |= F_TRUNCATED;

@@ -179,9 +179,9 @@ def adaptive_set(event_types: Iterable[str] | None) -> frozenset[str]:
         wanted = set(FULL_SET)
     else:
         wanted = {t for t in event_types if t in SYSCALLS or t in TRACEPOINT_TYPES}
-    wanted |= PROC_STATE
-    if wanted & (FD_BASED | FD_STATE):
+    if wanted & (FD_BASED | FD_STATE):  # the rules read fd.name on fd-based calls: keep the fd table
         wanted |= FD_STATE
+    wanted |= PROC_STATE  # (fchdir's new cwd is read in the kernel: it needs no fd table)
     return frozenset(wanted)
 
 

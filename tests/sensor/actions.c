@@ -82,6 +82,16 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "exec")) {  // exec argv[2..]
         execv(argv[2], argv + 2);
         return 127;
+    } else if (!strcmp(mode, "memfdexec")) {  // copy p1 into a memfd and execute it from there
+        int src = open(p1, O_RDONLY);
+        int m = memfd_create("peregrine-payload", 0);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(src, buf, sizeof(buf))) > 0) write(m, buf, n);
+        char *args[] = {"payload", 0};
+        char *env[] = {0};
+        fexecve(m, args, env);
+        return 127;
     } else if (!strcmp(mode, "execfail")) {
         char *args[] = {"nope", 0};
         execv("/nonexistent/peregrine-bin", args);

@@ -10,6 +10,7 @@ is false, `!=` included; only `not` inverts. `.source` holds the generated code 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -585,13 +586,16 @@ class _Compiler:
         """Defines each function (name -> body lines) in one factory sharing the compiled constants."""
         local_vars = list(self.slots.values()) + list(self.memos.values())
         nonlocal_list = ", ".join(local_vars) if local_vars else "get"
+        # the per-event locals start unset as parameter defaults: CPython fills those in C on each call,
+        # where `f0 = f1 = ... = _U` would run two bytecodes per local (callers pass only `params`)
+        defaults = "".join(f", {var}=_U" for var in local_vars)
         lines: list[str] = []
         for name, body in bodies.items():
-            lines += [f"def {name}({params}):", "    get = ev.get"]
-            if local_vars:
-                lines.append("    " + " = ".join(local_vars) + " = _U")
+            lines += [f"def {name}({params}{defaults}):", "    get = ev.get"]
             for sub in self.subfunctions:
                 lines += ["    " + line for line in sub.replace("{slots}", nonlocal_list).splitlines()]
+            if not self.subfunctions:
+                body = _unchecked_first_uses(body, local_vars)
             lines += ["    " + line for line in body]
         names = ", ".join(bodies)
         self.source_code = (f"def _factory({', '.join(self.consts)}):\n" + "\n".join("    " + line for line in lines)
@@ -599,6 +603,20 @@ class _Compiler:
         namespace: dict[str, Any] = {}
         exec(compile(self.source_code, "<peregrine-condition>", "exec"), namespace)  # noqa: S102 - generated
         return dict(zip(bodies, namespace["_factory"](**self.consts), strict=True))
+
+
+def _unchecked_first_uses(body: list[str], local_vars: list[str]) -> list[str]:
+    """Without inner functions the body runs top to bottom and left to right (the only construct out of
+    text order is the read's own `a if c else b`), so where a local is first mentioned it is certainly
+    still unset: `(v if v is not _U else (v := X))` there becomes `((v := X))`, one test less per read."""
+    text = "\n".join(body)
+    for var in local_vars:
+        first = re.search(rf"\b{var}\b", text)
+        guarded = f"({var} if {var} is not _U else ({var} := "
+        if first is not None and text.startswith(guarded, first.start() - 1):
+            start = first.start() - 1
+            text = text[:start] + f"(({var} := " + text[start + len(guarded):]
+    return text.split("\n")
 
 
 def _merge_key(check: Check) -> tuple[FieldRef, str] | None:
@@ -729,17 +747,23 @@ def compile_ruleset(nodes: list[Node], source: str = "syscall",
     With `event_types` (one name or several sharing the same candidate rules, e.g. open/openat/openat2),
     the ruleset is only ever given events of those types: `evt.type` checks that hold, or fail, for all
     of them become constants at compile time and the boolean structure around them is simplified.
+
+    Rules whose conditions start with the same conjunct (`open_write and ...`, `spawned_process and
+    container and ...`) are nested under one test of it, so an event for which it is false skips them
+    all at once. Conditions have no side effects, so the order in which they run does not change which
+    rules match; the matches are returned in rule order, and `first` returns the lowest index.
     """
     types = None if event_types is None else frozenset([event_types] if isinstance(event_types, str)
                                                         else event_types)
     compiler = _Compiler(source, inline_reads=True, event_types=types)
     compiler.find_shared(list(nodes))
     lines = ["_out = []"]
-    for i, node in enumerate(nodes):
-        code = compiler.node(node)
-        compiler.loaded = compiler.loaded | compiler.last_must  # read whatever this rule's outcome
-        if code != "False":
-            lines += [f"if {code}:", "    if _first:", f"        return [{i}]", f"    _out.append({i})"]
+    order: list[int] = []
+    _emit_rules(compiler, [(i, _conjuncts(node)) for i, node in enumerate(nodes)], "", lines, order)
+    if order != sorted(order):
+        lines += ["if _out:", "    if _first:", "        return [min(_out)]", "    _out.sort()"]
+    else:
+        lines += ["if _first:", "    return _out[:1]"]
     lines.append("return _out")
     match = compiler.assemble({"_match": lines}, params="ev, _first=False")["_match"]
 
@@ -748,3 +772,51 @@ def compile_ruleset(nodes: list[Node], source: str = "syscall",
         return found[0] if found else -1
 
     return CompiledRuleset(match, match_first, frozenset(compiler.keys), compiler.source_code, match)
+
+
+_MAX_NESTING = 8
+
+
+def _conjuncts(node: Node) -> list[Node]:
+    return list(node.children) if isinstance(node, And) else [node]
+
+
+def _emit_rules(compiler: _Compiler, rules: list[tuple[int, list[Node]]], indent: str, lines: list[str],
+                order: list[int]) -> None:
+    """Statements testing `rules` (index, remaining conjuncts), those sharing a first conjunct nested
+    under one test of it. Appends the indexes in the order they are tested to `order`."""
+    groups: dict[str, list[tuple[int, list[Node]]]] = {}
+    for index, conjuncts in rules:
+        key = "" if not conjuncts else compiler.texts.get(id(conjuncts[0])) or as_string(conjuncts[0])
+        groups.setdefault(key, []).append((index, conjuncts))
+    nest = len(indent) // 4 < _MAX_NESTING
+    for key, members in groups.items():
+        if key and (len(members) == 1 or not nest):
+            for index, conjuncts in members:
+                node = conjuncts[0] if len(conjuncts) == 1 else And(conjuncts, pos=conjuncts[0].pos)
+                code = compiler.node(node)
+                compiler.loaded = compiler.loaded | compiler.last_must  # read whatever its outcome
+                if code != "False":
+                    order.append(index)
+                    lines += [f"{indent}if {code}:", f"{indent}    _out.append({index})"]
+            continue
+        if not key:  # nothing left to test
+            for index, _ in members:
+                order.append(index)
+                lines.append(f"{indent}_out.append({index})")
+            continue
+        code = compiler.node(members[0][1][0])
+        must = compiler.last_must
+        rests = [(index, conjuncts[1:]) for index, conjuncts in members]
+        if code == "False":
+            continue
+        if code == "True":
+            _emit_rules(compiler, rests, indent, lines, order)
+            continue
+        outer = compiler.loaded
+        compiler.loaded = outer | must
+        body: list[str] = []
+        _emit_rules(compiler, rests, indent + "    ", body, order)
+        if body:
+            lines += [f"{indent}if {code}:", *body]
+        compiler.loaded = outer | must if body else outer

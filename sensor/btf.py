@@ -281,17 +281,18 @@ _ALTERNATIVES: dict[tuple[str, str], tuple[str, ...]] = {
 
 
 # Fields the probe can do without (the define is -1 and the probe skips the read).
-OPTIONAL_FIELDS = frozenset({"SK_PROTOCOL"})
+OPTIONAL_FIELDS = frozenset({"SK_PROTOCOL", "TASK_LOGINUID", "TASK_SESSIONID", "INODE_MTIME", "INODE_CTIME",
+                             "KERNFS_NODE_PARENT"})
 
 
 def resolve_offsets(btf: BTF) -> dict[str, int]:
     """All offsets (and a few enum values) the probe needs, as #define name -> value."""
     out: dict[str, int] = {}
     for define, struct_name, path in KERNEL_FIELDS:
-        if define in OPTIONAL_FIELDS and not btf.has_member(struct_name, path):
+        candidates = (path, *_ALTERNATIVES.get((struct_name, path), ()))
+        if define in OPTIONAL_FIELDS and not any(btf.has_member(struct_name, c) for c in candidates):
             out[f"OFF_{define}"] = -1
             continue
-        candidates = (path, *_ALTERNATIVES.get((struct_name, path), ()))
         for candidate in candidates:
             if btf.has_member(struct_name, candidate):
                 out[f"OFF_{define}"] = btf.offsetof(struct_name, candidate)

@@ -29,6 +29,7 @@ from sensor.tracefs import TracefsError, tracefs_root, tracepoint_offsets
 PROBE_SOURCE = Path(__file__).with_name("probe.bpf.c")
 COUNTER_NAMES = ("n_drops_buffer", "n_drops_pending_map", "n_drops_truncated", "n_no_enter", "n_drops_scratch_map")
 SWEEP_INTERVAL_S = 30.0
+POLL_SLICE_MS = 10
 KIND_NAMES = {KIND_EXEC: "execve", KIND_FORK: "clone", KIND_EXIT: "procexit"}
 
 
@@ -158,9 +159,16 @@ class Capture:
         out: list[Event] = []
         dec = self.decoder
         dec.out = out
-        if ring.drain(dec.decode, max_events) == 0 and timeout_ms != 0:
-            ring.wait(timeout_ms)
-            ring.drain(dec.decode, max_events)
+        n = ring.drain(dec.decode, max_events)
+        if n == 0 and timeout_ms != 0:
+            # The probe wakes us only every 256 records per CPU: between wakeups, look every POLL_SLICE_MS.
+            deadline = time.monotonic() + timeout_ms / 1000.0
+            while n == 0:
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if left_ms <= 0:
+                    break
+                ring.wait(min(left_ms, POLL_SLICE_MS))
+                n = ring.drain(dec.decode, max_events)
         dec.out = []
         if time.monotonic() >= self._next_sweep:
             self.procs.sweep()

@@ -57,6 +57,8 @@ class RingReader:
             if not hlen & DISCARD:
                 handle(view, off + 8, length)
                 n += 1
+                if not n & 4095:  # give space back to the producer during long batches
+                    _U64.pack_into(self._cons, 0, cons)
             cons += (length + 8 + 7) & ~7
         _U64.pack_into(self._cons, 0, cons)
         return n

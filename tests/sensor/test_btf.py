@@ -91,3 +91,8 @@ def test_running_kernel_tracepoints() -> None:
     assert offs["OFF_TP_SYS_ENTER_ARGS"] == offs["OFF_TP_SYS_ENTER_ID"] + 8
     with pytest.raises(TracefsError, match="does not exist"):
         read_format("sched", "no_such_tracepoint")
+
+
+def test_a_kernel_without_a_needed_struct_is_a_clear_error() -> None:
+    with pytest.raises(BTFError, match="no struct/union named 'task_struct'"):
+        resolve_offsets(BTF.parse(_mini_btf()))

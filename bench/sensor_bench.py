@@ -1,0 +1,354 @@
+"""Sensor benchmark: one syscall-heavy workload (bench/openclose.c, open+close of one file in a loop) run four
+ways in one run -- no monitor, the Peregrine sensor shipping to Kafka, auditd with an equivalent rule, and a bare
+bcc probe -- plus the shipping half alone (pre-built events batched, encoded and produced to Kafka in-process).
+
+Reports each slowdown against the unmonitored run of the same invocation, events shipped per second, events per
+Kafka record and drops. Needs root. auditd is installed on demand (apt-get) unless --no-install.
+
+    .venv/bin/python bench/sensor_bench.py [--iterations 500000] [--skip auditd] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from deploy.local_kafka import LocalKafka  # noqa: E402
+from settings.config import Config, KafkaConfig  # noqa: E402
+
+AUDIT_KEY = "peregrine-bench"
+# The sensor's equivalent of the auditd rule: the rules decide the traced set (plus the process/fd state set).
+BENCH_RULES = """- rule: Bench open close
+  desc: every open and close, the equivalent of the benchmark's auditd rule
+  condition: evt.type in (open, openat, openat2, close)
+  output: "%evt.type %fd.name (proc=%proc.name)"
+  priority: DEBUG
+"""
+BCC_PROBE = r"""
+import ctypes, sys, time
+from bcc import BPF
+prog = '''
+BPF_RINGBUF_OUTPUT(events, 1024);
+BPF_PERCPU_ARRAY(lost, u64, 1);
+struct rec { u32 pid; u32 nr; s64 ret; u64 ts; };
+TRACEPOINT_PROBE(raw_syscalls, sys_exit) {
+    long nr = args->id;
+    if (nr != 2 && nr != 3 && nr != 257 && nr != 437) return 0;
+    struct rec r = {};
+    r.pid = bpf_get_current_pid_tgid() >> 32; r.nr = nr; r.ret = args->ret; r.ts = bpf_ktime_get_ns();
+    if (events.ringbuf_output(&r, sizeof(r), 0)) { u32 k = 0; u64 *c = lost.lookup(&k); if (c) *c += 1; }
+    return 0;
+}
+'''
+b = BPF(text=prog)
+count = [0]
+def cb(ctx, data, size):
+    count[0] += 1
+b["events"].open_ring_buffer(cb)
+print("ready", flush=True)
+try:
+    while True:
+        b.ring_buffer_poll(100)
+        if sys.stdin in __import__("select").select([sys.stdin], [], [], 0)[0]:
+            break
+except KeyboardInterrupt:
+    pass
+b.ring_buffer_consume()
+lost = sum(sum(int(x) for x in v) for v in b["lost"].values())
+print(f'{{"events": {count[0]}, "drops": {lost}}}', flush=True)
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def compile_workload(work: Path) -> Path:
+    binary = work / "openclose"
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(ROOT / "bench" / "openclose.c")], check=True)
+    return binary
+
+
+def run_workload(binary: Path, iterations: int, target: Path) -> float:
+    out = subprocess.run([str(binary), str(iterations), str(target)], check=True, capture_output=True, text=True)
+    return float(json.loads(out.stdout)["seconds"])
+
+
+# -- Peregrine ------------------------------------------------------------------------------------------------
+def scrape(port: int) -> dict[str, float]:
+    """Flattened metrics: name{labels} -> value, plus per-name sums."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+            out[sample.name + ":sum"] = out.get(sample.name + ":sum", 0.0) + sample.value
+    return out
+
+
+def sensor_env(state: Path, broker: LocalKafka, metrics_port: int) -> dict[str, str]:
+    return dict(os.environ, PEREGRINE_STATE_DIR=str(state), PEREGRINE_HOSTNAME="bench-host",
+                PEREGRINE_KAFKA__BOOTSTRAP_SERVERS=broker.bootstrap, PEREGRINE_SENSOR__METRICS_PORT=str(metrics_port))
+
+
+def wait_shipped(port: int, timeout_s: float) -> dict[str, float]:
+    """Until every event captured so far is published (the sensor caught up), or timeout. Other processes keep
+    producing events, so "caught up" is judged against what was captured when the wait began."""
+    deadline = time.monotonic() + timeout_s
+    target = scrape(port).get("falcosecurity_scap_n_evts_total", 0.0)
+    now = scrape(port)
+    while time.monotonic() < deadline:
+        if now.get("peregrine_sensor_events_published_total:sum", 0.0) >= target:
+            break
+        time.sleep(0.2)
+        now = scrape(port)
+    return now
+
+
+def run_peregrine(binary: Path, iterations: int, target: Path, broker: LocalKafka, work: Path) -> dict[str, Any]:
+    port = free_port()
+    rules = work / "bench_rules.yaml"
+    rules.write_text(BENCH_RULES)
+    cmd = [sys.executable, "-m", "peregrine_cli.main", "sensor", "--rules", str(rules)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=sensor_env(work / "sensor-state", broker, port),
+                            stdout=subprocess.DEVNULL, stderr=open(work / "sensor.log", "wb"))
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the sensor exited with {proc.returncode}: see {work / 'sensor.log'}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sensor did not become healthy in 180 s")
+            time.sleep(0.5)
+        before = wait_shipped(port, 30)
+        t0 = time.monotonic()
+        seconds = run_workload(binary, iterations, target)
+        after = wait_shipped(port, 300)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(120)
+
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    published = delta("peregrine_sensor_events_published_total:sum")
+    records = delta("peregrine_sensor_records_published_total")
+    return {"seconds": seconds, "captured": delta("falcosecurity_scap_n_evts_total"), "published": published,
+            "records": records, "events_per_record": published / records if records else 0.0,
+            "shipped_per_s": published / elapsed if elapsed else 0.0, "ship_window_s": elapsed,
+            "drops": delta("falcosecurity_scap_n_drops_total:sum"),
+            "drops_by_reason": {k: after[k] - before.get(k, 0.0) for k in after
+                                if k.startswith("falcosecurity_scap_n_drops_total{")}}
+
+
+@dataclass
+class MemorySource:
+    """Pre-built event dicts, as the capture hands them over: measures the shipping half alone."""
+
+    chunks: list[list[dict[str, Any]]]
+    finished: bool = False
+
+    def start(self) -> None:
+        pass
+
+    def poll(self, timeout_ms: int) -> list[dict[str, Any]]:
+        if not self.chunks:
+            self.finished = True
+            return []
+        return self.chunks.pop(0)
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def run_shipping_half(events: int, broker: LocalKafka, work: Path) -> dict[str, Any]:
+    """Batching, Avro encoding and producing to Kafka of open/close events, until Kafka acknowledged all."""
+    from sensor.agent import Agent
+
+    base = time.time_ns()
+    flat: list[dict[str, Any]] = []
+    for i in range(events):
+        opened = i % 2 == 0
+        flat.append({"ts": base + i * 1000, "type": "openat" if opened else "close", "tid": 4242, "pid": 4242,
+                     "ppid": 1, "uid": 0, "gid": 0, "euid": 0, "loginuid": -1, "comm": "openclose",
+                     "res": 3 if opened else 0,
+                     "args": ({"name": "/tmp/peregrine-bench/target", "flags": "524288", "mode": "0", "fd": "3",
+                               "dirfd": "-100"} if opened else {"fd": "3"}), "proc": None})
+    chunks = [flat[i:i + 2048] for i in range(0, events, 2048)]
+    cfg = Config(state_dir=str(work / "ship-state"), hostname="bench-host")
+    cfg.kafka = KafkaConfig(bootstrap_servers=broker.bootstrap)
+    cfg.sensor.metrics_port = 0
+    agent = Agent(cfg, MemorySource(chunks))
+    t0 = time.monotonic()
+    agent.run(install_signals=False)
+    elapsed = time.monotonic() - t0
+    assert agent.shipper is not None
+    publisher = agent.shipper.publisher
+    return {"events": events, "seconds": elapsed, "shipped_per_s": publisher.delivered_events / elapsed,
+            "records": publisher.delivered_records,
+            "events_per_record": publisher.delivered_events / max(1, publisher.delivered_records),
+            "drops": sum(agent.drops().values())}
+
+
+# -- auditd -------------------------------------------------------------------------------------------------------
+def ensure_auditd(install: bool) -> str | None:
+    if shutil.which("auditctl") and shutil.which("auditd"):
+        return None
+    if not install:
+        return "auditd is not installed (--no-install)"
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    proc = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "auditd"], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return f"apt-get install auditd failed: {proc.stderr.strip()[-300:]}"
+    return None
+
+
+def run_auditd(binary: Path, iterations: int, target: Path, work: Path) -> dict[str, Any]:
+    log = work / "audit.log"
+    conf = work / "auditd.conf"
+    conf.write_text(f"log_file = {log}\nlog_format = RAW\nflush = INCREMENTAL_ASYNC\nfreq = 50\nmax_log_file = 4096\n"
+                    "max_log_file_action = ROTATE\nnum_logs = 2\ndisp_qos = lossy\nspace_left = 100\n"
+                    "admin_space_left = 50\ndisk_full_action = SUSPEND\ndisk_error_action = SUSPEND\n")
+    os.chmod(conf, 0o640)
+    daemon = subprocess.Popen(["auditd", "-n", "-c", str(work)], stdout=subprocess.DEVNULL,
+                              stderr=open(work / "auditd.stderr", "wb"))
+    try:
+        time.sleep(2)
+        if daemon.poll() is not None:
+            raise RuntimeError(f"auditd exited: {(work / 'auditd.stderr').read_text().strip()[-300:]}")
+        subprocess.run(["auditctl", "-D"], check=True, capture_output=True)
+        subprocess.run(["auditctl", "-b", "65536", "--backlog_wait_time", "0"], capture_output=True)
+        lost0 = audit_lost()
+        subprocess.run(["auditctl", "-a", "always,exit", "-F", "arch=b64", "-S", "open,openat,openat2,close",
+                        "-k", AUDIT_KEY], check=True, capture_output=True)
+        seconds = run_workload(binary, iterations, target)
+        subprocess.run(["auditctl", "-D"], check=True, capture_output=True)
+        lost = audit_lost() - lost0
+    finally:
+        subprocess.run(["auditctl", "-D"], capture_output=True)
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+    logged = 0
+    for path in work.glob("audit.log*"):
+        with open(path, "rb") as f:
+            logged += sum(1 for line in f if line.startswith(b"type=SYSCALL") and AUDIT_KEY.encode() in line)
+    return {"seconds": seconds, "logged": logged, "drops": lost}
+
+
+def audit_lost() -> int:
+    out = subprocess.run(["auditctl", "-s"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("lost"):
+            return int(line.split()[1])
+    return 0
+
+
+# -- bare bcc -----------------------------------------------------------------------------------------------------
+def run_bcc(binary: Path, iterations: int, target: Path) -> dict[str, Any]:
+    proc = subprocess.Popen([sys.executable, "-c", BCC_PROBE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None and proc.stdin is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("the bcc probe did not start")
+    seconds = run_workload(binary, iterations, target)
+    time.sleep(1)
+    proc.stdin.write("stop\n")
+    proc.stdin.flush()
+    result = json.loads(proc.stdout.readline())
+    proc.wait(60)
+    return {"seconds": seconds, **result}
+
+
+# -- the run --------------------------------------------------------------------------------------------------------
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=500_000, help="open+close pairs per run")
+    parser.add_argument("--ship-events", type=int, default=1_000_000, help="events for the shipping-half run")
+    parser.add_argument("--skip", action="append", default=[], choices=["peregrine", "auditd", "bcc", "ship"])
+    parser.add_argument("--no-install", action="store_true", help="do not apt-get install auditd")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("sensor_bench: run as root (eBPF, auditd)", file=sys.stderr)
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="peregrine-sensor-bench-"))
+    binary = compile_workload(work)
+    target = work / "target"
+    target.write_text("x")
+    results: dict[str, Any] = {"iterations": args.iterations, "machine": machine()}
+    cfg = Config(state_dir=str(work / "kafka-state"))
+    cfg.kafka = KafkaConfig(bootstrap_servers="", port=free_port(), controller_port=free_port())
+    broker = LocalKafka(cfg)
+    broker.cfg.kafka.bootstrap_servers = broker.bootstrap
+    try:
+        if "peregrine" not in args.skip or "ship" not in args.skip:
+            broker.start()
+        run_workload(binary, args.iterations // 10, target)  # warm caches
+        results["none"] = {"seconds": run_workload(binary, args.iterations, target)}
+        print("none", results["none"], flush=True)
+        if "peregrine" not in args.skip:
+            results["peregrine"] = run_peregrine(binary, args.iterations, target, broker, work)
+            print("peregrine", results["peregrine"], flush=True)
+        if "auditd" not in args.skip:
+            reason = ensure_auditd(not args.no_install)
+            results["auditd"] = {"skipped": reason} if reason else run_auditd(binary, args.iterations, target, work)
+            print("auditd", results["auditd"], flush=True)
+        if "bcc" not in args.skip:
+            results["bcc"] = run_bcc(binary, args.iterations, target)
+            print("bcc", results["bcc"], flush=True)
+        results["none_after"] = {"seconds": run_workload(binary, args.iterations, target)}
+        if "ship" not in args.skip:
+            results["ship"] = run_shipping_half(args.ship_events, broker, work)
+            print("ship", results["ship"], flush=True)
+    finally:
+        broker.stop()
+    base = (results["none"]["seconds"] + results["none_after"]["seconds"]) / 2
+    for mode in ("peregrine", "auditd", "bcc"):
+        if "seconds" in results.get(mode, {}):
+            results[mode]["slowdown"] = results[mode]["seconds"] / base
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "?")
+    return f"{os.cpu_count()} x {cpu}, kernel {os.uname().release}, load {os.getloadavg()[0]:.1f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

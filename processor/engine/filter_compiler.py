@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -351,8 +351,9 @@ class _Compiler:
             self.consts[f"_k{var}"] = key
             self.consts[f"_v{var}"] = coercer(type_)
             self.consts[f"_t{var}"] = _PYTHON_TYPE.get(type_, _NoType)
-        read = f"(_x if (_x := get(_k{var})).__class__ is _t{var} or _x is None else _v{var}(_x))"
-        code = f"({var} if {var} is not _U else ({var} := {read}))"
+        read = (f"({var} if ({var} := get(_k{var})).__class__ is _t{var} or {var} is None "
+                f"else ({var} := _v{var}({var})))")
+        code = f"({var} if {var} is not _U else {read})"
         return _Value(code, type_, "scalar", var)
 
     def _loaded(self, key: str, reader: Callable[[Any], Any], type_: str, mode: Mode) -> _Value:
@@ -608,14 +609,14 @@ class _Compiler:
 def _unchecked_first_uses(body: list[str], local_vars: list[str]) -> list[str]:
     """Without inner functions the body runs top to bottom and left to right (the only construct out of
     text order is the read's own `a if c else b`), so where a local is first mentioned it is certainly
-    still unset: `(v if v is not _U else (v := X))` there becomes `((v := X))`, one test less per read."""
+    still unset: `(v if v is not _U else X)` there becomes `(X)`, one test less per read."""
     text = "\n".join(body)
     for var in local_vars:
         first = re.search(rf"\b{var}\b", text)
-        guarded = f"({var} if {var} is not _U else ({var} := "
+        guarded = f"({var} if {var} is not _U else "
         if first is not None and text.startswith(guarded, first.start() - 1):
             start = first.start() - 1
-            text = text[:start] + f"(({var} := " + text[start + len(guarded):]
+            text = text[:start] + "(" + text[start + len(guarded):]
     return text.split("\n")
 
 
@@ -729,19 +730,21 @@ class CompiledRuleset:
 
     `match_all(event)` lists the indexes of the matching conditions in order; `match_first(event)` is the
     first one or -1; `match(event, first)` is the generated function itself (with `first`, a list of at
-    most the first index), for callers that want one call per event. Evaluating them together reads each event key once for all rules and evaluates a
-    macro that several rules expand (e.g. `spawned_process and container`) once per event.
+    most the first index), for callers that want one call per event. Evaluating them together reads
+    each event key once for all rules and evaluates a macro that several rules expand (e.g.
+    `spawned_process and container`) once per event.
     """
 
     match_all: Callable[[Any], list[int]]
     match_first: Callable[[Any], int]
     fields: frozenset[str]
     source: str
-    match: Callable[[Any, bool], list[int]]
+    match: Callable[..., list[Any]]
 
 
 def compile_ruleset(nodes: list[Node], source: str = "syscall",
-                    event_types: str | Iterable[str] | None = None) -> CompiledRuleset:
+                    event_types: str | Iterable[str] | None = None, *,
+                    results: Sequence[Any] | None = None, first: bool = False) -> CompiledRuleset:
     """Compiles the conditions of the rules for one event type (in evaluation order) together.
 
     With `event_types` (one name or several sharing the same candidate rules, e.g. open/openat/openat2),
@@ -752,6 +755,9 @@ def compile_ruleset(nodes: list[Node], source: str = "syscall",
     container and ...`) are nested under one test of it, so an event for which it is false skips them
     all at once. Conditions have no side effects, so the order in which they run does not change which
     rules match; the matches are returned in rule order, and `first` returns the lowest index.
+
+    With `results`, every function returns `results[i]` in place of the index `i`, so that a caller gets
+    its own match objects from one call per event: `match(event)`, with `first` as its default.
     """
     types = None if event_types is None else frozenset([event_types] if isinstance(event_types, str)
                                                         else event_types)
@@ -760,18 +766,24 @@ def compile_ruleset(nodes: list[Node], source: str = "syscall",
     lines = ["_out = []"]
     order: list[int] = []
     _emit_rules(compiler, [(i, _conjuncts(node)) for i, node in enumerate(nodes)], "", lines, order)
-    if order != sorted(order):
-        lines += ["if _out:", "    if _first:", "        return [min(_out)]", "    _out.sort()"]
-    else:
-        lines += ["if _first:", "    return _out[:1]"]
+    reordered = order != sorted(order)
+    lines += ["if _out:", "    if _first:", f"        return [_r[{'min(_out)' if reordered else '_out[0]'}]]"]
+    if reordered:
+        lines.append("    _out.sort()")
+    if results is not None:
+        lines.append("    return [_r[i] for i in _out]")
     lines.append("return _out")
-    match = compiler.assemble({"_match": lines}, params="ev, _first=False")["_match"]
+    compiler.consts["_r"] = tuple(results) if results is not None else tuple(range(len(nodes)))
+    match = compiler.assemble({"_match": lines}, params=f"ev, _first={first}")["_match"]
 
-    def match_first(event: Any) -> int:
+    def match_all(event: Any) -> list[Any]:
+        return match(event, False)  # type: ignore[no-any-return]
+
+    def match_first(event: Any) -> Any:
         found = match(event, True)
         return found[0] if found else -1
 
-    return CompiledRuleset(match, match_first, frozenset(compiler.keys), compiler.source_code, match)
+    return CompiledRuleset(match_all, match_first, frozenset(compiler.keys), compiler.source_code, match)
 
 
 _MAX_NESTING = 8

@@ -85,15 +85,9 @@ def fused_evaluator(rules: tuple[CompiledRule, ...], source: str, event_types: f
 
     if not rules:
         return _no_match
-    fused = compile_ruleset([r.condition for r in rules], source, event_types=event_types)
-    run = fused.match
-    found_matches = tuple(Match(r) for r in rules)
-
-    def evaluate(event: Any) -> list[Match]:
-        found = run(event, first_only)
-        return [found_matches[i] for i in found] if found else found  # type: ignore[return-value]
-
-    return evaluate
+    fused = compile_ruleset([r.condition for r in rules], source, event_types=event_types,
+                            results=[Match(r) for r in rules], first=first_only)
+    return fused.match
 
 
 class Ruleset:

@@ -12,7 +12,6 @@ from processor.engine import ast
 from processor.engine.engine import RulesEngine
 from processor.engine.fields import IP_TYPES, STRING_TYPES, lookup_field
 from processor.engine.ruleset import Match, Ruleset
-
 from tests.engine.conftest import load
 
 FALCO_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")

@@ -159,16 +159,34 @@ def _dimension_where(conn: sqlite3.Connection, f: AlertFilter, w: _Where, prefix
     return w
 
 
-def _raw_where(conn: sqlite3.Connection, f: AlertFilter, start: int, end: int) -> _Where:
+# Above this many full-text matches, a newest-first page walks the time index and checks membership instead
+# of fetching and sorting every match.
+COMMON_TERM = 5000
+# Event totals under a full-text search stop counting here ("10,000+"): an exact count of a term in a quarter of
+# a million alerts costs more than the page itself.
+TEXT_TOTAL_CAP = 10_000
+
+
+def _raw_where(conn: sqlite3.Connection, f: AlertFilter, start: int, end: int, common: bool = False) -> _Where:
     w = _dimension_where(conn, f, _Where(["a.ts >= ?", "a.ts < ?"], [start, end]), "a.")
     if f.text:
         query = fts_query(f.text)
         if not query:
             w.sql.append("0")
         else:
-            w.sql.append("a.id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ?)")
+            # `+a.id` keeps SQLite from driving the scan by the match list (see COMMON_TERM).
+            w.sql.append(f"{'+' if common else ''}a.id IN (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ?)")
             w.params.append(query)
     return w
+
+
+def _is_common(conn: sqlite3.Connection, f: AlertFilter) -> bool:
+    query = fts_query(f.text) if f.text else ""
+    if not query:
+        return False
+    row = conn.execute("SELECT count(*) AS n FROM (SELECT rowid FROM alerts_fts WHERE alerts_fts MATCH ? LIMIT ?)",
+                       (query, COMMON_TERM + 1)).fetchone()
+    return bool(row["n"] > COMMON_TERM)
 
 
 def split_range(start: int, end: int, grains: tuple[int, ...]) -> list[tuple[int | None, int, int]]:
@@ -291,7 +309,7 @@ def decode_cursor(text: str) -> tuple[int, int]:
 def _page(conn: sqlite3.Connection, f: AlertFilter, limit: int, before: tuple[int, int] | None,
           with_fields: bool) -> list[dict[str, Any]]:
     """Newest-first rows: ids from the narrow table first, then the text of just those rows."""
-    w = _raw_where(conn, f, f.start_ns, f.end_ns)
+    w = _raw_where(conn, f, f.start_ns, f.end_ns, common=_is_common(conn, f))
     if before:
         w.sql.append("(a.ts < ? OR (a.ts = ? AND a.id < ?))")
         w.params.extend([before[0], before[0], before[1]])
@@ -320,8 +338,15 @@ def events(conn: sqlite3.Connection, f: AlertFilter, limit: int = 100,
         out.append(alert)
     page: dict[str, Any] = {"events": out,
                             "next": encode_cursor(rows[-1]["ts"], rows[-1]["id"]) if len(rows) == limit else None}
-    if with_total:
+    if with_total and f.text:
+        w = _raw_where(conn, f, f.start_ns, f.end_ns)
+        n = conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM alerts a WHERE {w.render()} LIMIT ?)",
+                         [*w.params, TEXT_TOTAL_CAP + 1]).fetchone()["n"]
+        page["total"] = min(n, TEXT_TOTAL_CAP)
+        page["total_exact"] = n <= TEXT_TOTAL_CAP
+    elif with_total:
         page["total"] = total(conn, f)
+        page["total_exact"] = True
     return page
 
 

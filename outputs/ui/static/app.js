@@ -230,7 +230,7 @@
     if (append) page.events.forEach((e) => seen.add(e.uuid));
     cursor = page.next;
     $("more").hidden = !cursor;
-    $("events-total").textContent = `· ${fmtN(page.total)} matching`;
+    $("events-total").textContent = `· ${fmtN(page.total)}${page.total_exact ? "" : "+"} matching`;
     for (const fmt of ["json", "csv"]) $(`export-${fmt}`).setAttribute("href", `/api/export?${params({ format: fmt })}`);
     if (!lastCounts) { lastCounts = await api("counts"); fillAdders(lastCounts); }
   }

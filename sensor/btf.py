@@ -201,6 +201,7 @@ _KIND_NAMES = {KIND_STRUCT: "struct", KIND_UNION: "union", KIND_ENUM: "enum", KI
 # The kernel fields the probe reads, as (#define name, struct, member path). Every one is resolved at start-up.
 KERNEL_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("TASK_REAL_PARENT", "task_struct", "real_parent"),
+    ("TASK_TI_STATUS", "task_struct", "thread_info.status"),
     ("TASK_TGID", "task_struct", "tgid"),
     ("TASK_PID", "task_struct", "pid"),
     ("TASK_LOGINUID", "task_struct", "loginuid"),
@@ -281,7 +282,7 @@ _ALTERNATIVES: dict[tuple[str, str], tuple[str, ...]] = {
 
 
 # Fields the probe can do without (the define is -1 and the probe skips the read).
-OPTIONAL_FIELDS = frozenset({"SK_PROTOCOL", "TASK_LOGINUID", "TASK_SESSIONID", "INODE_MTIME", "INODE_CTIME",
+OPTIONAL_FIELDS = frozenset({"SK_PROTOCOL", "TASK_TI_STATUS", "TASK_LOGINUID", "TASK_SESSIONID", "INODE_MTIME", "INODE_CTIME",
                              "KERNFS_NODE_PARENT"})
 
 

@@ -27,7 +27,8 @@ from sensor.syscalls import NR_SYSCALLS, NUMBERS, SYSCALLS, adaptive_set, filter
 from sensor.tracefs import TracefsError, tracefs_root, tracepoint_offsets
 
 PROBE_SOURCE = Path(__file__).with_name("probe.bpf.c")
-COUNTER_NAMES = ("n_drops_buffer", "n_drops_pending_map", "n_drops_truncated", "n_no_enter", "n_drops_scratch_map")
+COUNTER_NAMES = ("n_drops_buffer", "n_drops_pending_map", "n_drops_truncated", "n_no_enter", "n_drops_scratch_map",
+                 "", "n_drops_ia32")  # index = the probe's C_* counter
 SWEEP_INTERVAL_S = 30.0
 POLL_SLICE_MS = 10
 KIND_NAMES = {KIND_EXEC: "execve", KIND_FORK: "clone", KIND_EXIT: "procexit"}
@@ -187,7 +188,7 @@ class Capture:
     def drops(self) -> dict[str, int]:
         """Cumulative loss counters by reason (ring buffer full, stash map full, truncation, ...)."""
         counters = self._percpu_sum("counters") if self._bpf is not None else {}
-        out = {name: counters.get(i, 0) for i, name in enumerate(COUNTER_NAMES)}
+        out = {name: counters.get(i, 0) for i, name in enumerate(COUNTER_NAMES) if name}
         out["n_drops_truncated"] = self.decoder.truncated
         out["n_args_truncated"] = self.decoder.argv_truncated
         return out

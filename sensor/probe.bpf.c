@@ -61,6 +61,8 @@
 #define C_NO_ENTER 3
 #define C_SCRATCH 4
 #define C_EMITTED 5
+#define C_COMPAT 6
+#define TS_COMPAT 0x0002
 #define NCOUNTERS 8
 
 #define SPEC_ADDRLEN_PTR (1 << 20)
@@ -371,6 +373,13 @@ int tp_sys_enter(void *ctx) {
     u64 pt = bpf_get_current_pid_tgid();
     if ((pt >> 32) == SELF_TGID)
         return 0;
+#if OFF_TASK_TI_STATUS >= 0
+    // 32-bit (ia32) tasks number their syscalls differently: their ids would be misread as x86_64 ones.
+    if (rd32((void *)bpf_get_current_task(), OFF_TASK_TI_STATUS) & TS_COMPAT) {
+        count(C_COMPAT);
+        return 0;
+    }
+#endif
     struct pending_t p = {};
     p.id = id;
     #pragma unroll

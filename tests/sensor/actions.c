@@ -21,6 +21,10 @@
 
 static void *thread_main(void *arg) { return arg; }
 
+// In a non-PIE binary these live below 4 GiB, so 32-bit syscall arguments can point at them.
+static char ia32_target[] = "ia32-target";
+static char ia32_link[] = "ia32-link";
+
 static int tcp_pair(int family, const char *addr, int *srv_out, int *cli_out, int *acc_out) {
     int srv = socket(family, SOCK_STREAM, 0);
     struct sockaddr_storage ss;
@@ -168,6 +172,10 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "mount")) {  // p1 = a directory
         mount("none", p1, "tmpfs", 0, "");
         umount2(p1, 0);
+    } else if (!strcmp(mode, "ia32")) {  // symlink through the 32-bit entry (nr 83; mkdir on x86_64)
+        long r;
+        asm volatile("int $0x80" : "=a"(r) : "a"(83), "b"(ia32_target), "c"(ia32_link) : "memory");
+        return r == 0 ? 0 : 1;
     } else if (!strcmp(mode, "openloop")) {  // the benchmark workload: open/close N times
         long n = atol(p1);
         for (long i = 0; i < n; i++) close(open("/etc/hostname", O_RDONLY));

@@ -33,7 +33,7 @@ def act() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="peregrine-act-") as d:
         os.chmod(d, 0o755)
         out = os.path.join(d, "act")
-        subprocess.run(["gcc", "-O1", "-pthread", "-o", out, str(HERE / "actions.c")], check=True)
+        subprocess.run(["gcc", "-O1", "-pthread", "-no-pie", "-o", out, str(HERE / "actions.c")], check=True)
         yield out
 
 
@@ -119,6 +119,15 @@ def test_exec_from_memfd_is_flagged(cap: Capture, act: str) -> None:
     assert last["type"] == "execveat" and last["proc"]["exe"] == "payload"
     assert last["proc"]["exe_from_memfd"] is True and last["proc"]["exepath"] == "/memfd:peregrine-payload"
     assert last["args"]["filename"].startswith("/dev/fd/")
+
+
+def test_32bit_syscalls_are_not_misread_as_64bit_ones(cap: Capture, act: str, tmp_path: Path) -> None:
+    before = cap.drops()["n_drops_ia32"]
+    _pid, events = run(cap, [act, "ia32"], cwd=str(tmp_path))
+    if not (tmp_path / "ia32-link").is_symlink():
+        pytest.skip("this kernel has no 32-bit syscall entry")
+    assert not of_type(events, "mkdir", "symlink")
+    assert cap.drops()["n_drops_ia32"] > before
 
 
 def test_failed_exec_is_an_event_with_the_error(cap: Capture, act: str) -> None:

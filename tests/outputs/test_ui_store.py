@@ -194,3 +194,18 @@ def test_csv_export_cells_cannot_become_spreadsheet_formulas():
         assert record[col].startswith("'"), (col, record[col])
     assert csv_cell("plain") == "plain" and csv_cell("-") == "'-"
     assert record["output_fields"] == '{"proc.cmdline":"=1+1"}'
+
+
+def test_common_term_search_pages_like_a_rare_one_and_caps_its_total(tmp_path, alerts, monkeypatch):
+    store = _store(tmp_path, alerts)
+    conn = connect(store.path, readonly=True)
+    f = queries.AlertFilter(0, NOW + NS, text="container", hostnames=("node-00.prod.example", "node-01.prod.example"))
+    monkeypatch.setattr(queries, "COMMON_TERM", 10**9)
+    by_matches = queries.events(conn, f, 60)
+    monkeypatch.setattr(queries, "COMMON_TERM", 1)
+    by_time_index = queries.events(conn, f, 60)
+    assert by_matches["events"] == by_time_index["events"] and len(by_matches["events"]) == 60
+    assert by_matches["total_exact"] and by_matches["total"] == queries.total(conn, f)
+    monkeypatch.setattr(queries, "TEXT_TOTAL_CAP", 10)
+    capped = queries.events(conn, f, 5)
+    assert (capped["total"], capped["total_exact"]) == (10, False)

@@ -440,3 +440,23 @@ def test_a_full_ring_buffer_counts_every_lost_event(act: str) -> None:
     mine = [e for e in got if e["pid"] == proc.pid and e["args"].get("name") == "/etc/hostname"]
     assert drops["n_drops_buffer"] > 0
     assert len(mine) < 2000 <= len(mine) + drops["n_drops_buffer"]
+
+
+def test_environment_is_captured_when_asked(act: str) -> None:
+    c = Capture({"execve"}, capture_env=True)
+    c.start()
+    try:
+        env = {"PATH": "/usr/bin:/bin", "PEREGRINE_MARK": "x" * 100}
+        while c.poll(0):
+            pass
+        proc = subprocess.Popen([act, "exec", "/bin/true"], env=env)
+        proc.wait()
+        events: list[Event] = []
+        for _ in range(50):
+            events += [e for e in c.poll(50) if e["pid"] == proc.pid]
+            if any(e["type"] == "procexit" for e in events):
+                break
+    finally:
+        c.close()
+    execs = of_type(events, "execve")
+    assert execs and all(sorted(e["proc"]["env"]) == sorted(f"{k}={v}" for k, v in env.items()) for e in execs)

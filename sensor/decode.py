@@ -18,7 +18,7 @@ from typing import Any
 from sensor.containers import container_from_components
 from sensor.flags import CLONE_THREAD, clone_flags_text
 from sensor.proctable import FdInfo, ProcTable
-from sensor.syscalls import NUMBERS, SYSCALLS
+from sensor.syscalls import FD_BASED, NUMBERS, SYSCALLS
 
 HDR = struct.Struct("<Qq6QIHHIIIIIII8HI16s")
 _unpack_hdr = HDR.unpack_from
@@ -86,6 +86,9 @@ class Decoder:
             fn = getattr(self, f"_sc_{name}", None)
             if fn is not None:
                 self._by_kind[nr] = fn
+        for name in FD_BASED:  # fd-based calls without their own decoder still name their fd
+            if name in SYSCALLS and SYSCALLS[name] not in self._by_kind and SYSCALLS[name] not in self._fast:
+                self._by_kind[SYSCALLS[name]] = self._generic_fd
         self._by_kind[KIND_EXEC] = self._exec
         self._by_kind[KIND_FORK] = self._fork
         self._by_kind[KIND_EXIT] = self._exit
@@ -312,6 +315,9 @@ class Decoder:
             if info.args:
                 args.update(info.args)
         return args
+
+    def _generic_fd(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
+        ev["args"] = self._fd_args(ev, _s32(h[2]))
 
     def _sc_chdir(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         st = self.procs.get(ev["pid"])

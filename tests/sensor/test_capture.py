@@ -394,6 +394,17 @@ def test_only_the_adaptive_set_is_traced_and_counted(cap: Capture, act: str) -> 
     assert {"chmod", "link", "openat"} <= {e["type"] for e in events}
 
 
+def test_fd_based_calls_name_their_fd(cap: Capture, tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    cap.set_event_types({"write"})
+    try:
+        pid, events = run(cap, ["/bin/sh", "-c", f"echo hi > {out}"])
+    finally:
+        cap.set_event_types(None)
+    writes = [e for e in of_type(events, "write") if e["pid"] == pid]
+    assert writes and writes[-1]["args"] == {"fd": "1", "fd.name": str(out)} and writes[-1]["res"] == 3
+
+
 def test_not_root_is_a_clear_error() -> None:
     pid = os.fork()
     if pid == 0:

@@ -80,4 +80,7 @@ class OffsetGuard:
             log.warning("committing %s failed; retried next time", offsets, exc_info=True)
             ok = False
         if not ok:
+            log.warning("commit of %s refused (rebalancing?); retried next time", offsets)
             self.dirty.update(tp for tp in offsets if tp in self.next_offset)
+        else:
+            log.info("committed %s", {f"{tp.topic}:{tp.partition}": o for tp, o in offsets.items()})

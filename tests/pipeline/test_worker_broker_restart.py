@@ -17,7 +17,14 @@ from settings.config import Config
 from settings.kafka_clients import producer_config
 from tests.conftest import free_port, make_config
 from tests.pipeline.helpers import committed_offsets, end_offsets, spawn, stop, write_config
-from tests.pipeline.test_worker_fleet import RULES, assert_same_alerts, expected_alerts, genesis, hosts_alerts, reads
+from tests.pipeline.test_worker_fleet import (
+    RULES,
+    assert_same_alerts,
+    expected_alerts,
+    genesis,
+    hosts_alerts,
+    reads,
+)
 
 pytestmark = pytest.mark.kafka
 

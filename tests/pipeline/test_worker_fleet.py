@@ -90,13 +90,13 @@ class Fleet:
         return sum(metric_sum(metrics_samples(p), name, **labels) for n, p in self.ports.items()
                    if (only is None or n == only) and self.workers[n].poll() is None)
 
-    def wait(self, what: str, cond: Any, timeout: float = 90) -> None:
+    def wait(self, what: str, cond: Any, timeout: float = 90, state: Any = None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if cond():
                 return
             time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {what}\n{self.log_tail()}")
+        raise AssertionError(f"timed out waiting for {what} ({state() if state else ''})\n{self.log_tail()}")
 
 
 @pytest.fixture(scope="module")
@@ -311,8 +311,9 @@ def test_kill_9_mid_stream_moves_partitions_recovers_state_and_loses_no_alert(fl
     # Partitions settle (c has some) and every offset commits (no stall: faust-streaming #596/#606).
     fleet.wait("a and c sharing the partitions", lambda: _two_members_assigned(cfg), timeout=60)
     ends = end_offsets(cfg, cfg.kafka.topics.events)
-    fleet.wait("every events offset committed", lambda: {
-        p: max(o, 0) for p, o in committed_offsets(cfg).items()} == ends, timeout=60)
+    fleet.wait(f"every events offset committed (ends {ends})", lambda: {
+        p: max(o, 0) for p, o in committed_offsets(cfg).items()} == ends, timeout=90,
+        state=lambda: f"committed {committed_offsets(cfg)}, members {group_assignment(cfg)}")
     got = hosts_alerts(cfg, set(hosts), len(want), linger=3)  # replays (#502) have landed by now
     assert_same_alerts(got, want)
     assert all(a["output_fields"]["proc.pname"] == "bash" and a["output_fields"]["proc.aname[2]"] == "sshd"

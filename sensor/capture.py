@@ -160,7 +160,7 @@ class Capture:
         out: list[Event] = []
         dec = self.decoder
         dec.out = out
-        n = ring.drain(dec.decode, max_events)
+        n = ring.drain(dec.decode_many, max_events)
         if n == 0 and timeout_ms != 0:
             # The probe wakes us only every 256 records per CPU: between wakeups, look every POLL_SLICE_MS.
             deadline = time.monotonic() + timeout_ms / 1000.0
@@ -169,7 +169,7 @@ class Capture:
                 if left_ms <= 0:
                     break
                 ring.wait(min(left_ms, POLL_SLICE_MS))
-                n = ring.drain(dec.decode, max_events)
+                n = ring.drain(dec.decode_many, max_events)
         dec.out = []
         if time.monotonic() >= self._next_sweep:
             self.procs.sweep()

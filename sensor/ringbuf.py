@@ -40,28 +40,36 @@ class RingReader:
     def pending_bytes(self) -> int:
         return _U64.unpack_from(self._prod, 0)[0] - _U64.unpack_from(self._cons, 0)[0]
 
-    def drain(self, handle: Callable[[mmap.mmap, int, int], None], max_records: int = 1 << 20) -> int:
-        """Calls handle(view, offset, length) for each committed record, then frees them all. Returns the count."""
+    def drain(self, handle: Callable[[mmap.mmap, list[int]], None], max_records: int = 1 << 20,
+              chunk: int = 4096) -> int:
+        """Calls handle(mapping, offsets) with the data offsets of committed records, `chunk` at a time, and
+        frees each chunk's space right after. Returns the number of records."""
         cons = _U64.unpack_from(self._cons, 0)[0]
         prod = _U64.unpack_from(self._prod, 0)[0]
         # The mmap itself, not a memoryview: struct unpacks from it in place and its slices are bytes,
         # which decode faster than memoryview slices.
         view, base, mask, unpack = self._prod, self.data_base, self.mask, _U32.unpack_from
-        n = 0
-        while cons < prod and n < max_records:
-            off = base + (cons & mask)
-            hlen = unpack(view, off)[0]
-            if hlen & BUSY:
+        total = 0
+        while cons < prod and total < max_records:
+            offsets: list[int] = []
+            limit = min(chunk, max_records - total)
+            while cons < prod and len(offsets) < limit:
+                off = base + (cons & mask)
+                hlen = unpack(view, off)[0]
+                if hlen & BUSY:
+                    break
+                if not hlen & DISCARD:
+                    offsets.append(off + 8)
+                cons += ((hlen & ~(BUSY | DISCARD)) + 15) & ~7
+            if not offsets:
+                _U64.pack_into(self._cons, 0, cons)
                 break
-            length = hlen & ~(BUSY | DISCARD)
-            if not hlen & DISCARD:
-                handle(view, off + 8, length)
-                n += 1
-                if not n & 4095:  # give space back to the producer during long batches
-                    _U64.pack_into(self._cons, 0, cons)
-            cons += (length + 8 + 7) & ~7
-        _U64.pack_into(self._cons, 0, cons)
-        return n
+            handle(view, offsets)
+            total += len(offsets)
+            _U64.pack_into(self._cons, 0, cons)  # the chunk is decoded (copied out): its space is free again
+            if len(offsets) < limit:
+                break
+        return total
 
     def close(self) -> None:
         self._epoll.close()

@@ -159,7 +159,12 @@ class HostStream:
                 out.append(_ev(self._tick(), "procexit", pid, ppid, 0, comm))
                 continue
             r = rng.random()
-            if r < 0.80:
+            if r < 0.002 and self.pending_exits:  # now and then a fresh child reads a credential file: Falco alerts
+                pid, ppid, comm = self.pending_exits[-1]
+                out.append(_ev(self._tick(), "openat", pid, ppid, 0, comm, 3,
+                               args={"name": "/etc/shadow", "flags": O_RDONLY_CLOEXEC, "mode": "0", "dirfd": "-100",
+                                     "fd": "3"}))
+            elif r < 0.80:
                 i = rng.choice(BUSY)
                 comm, _exe, _argv, uid, parent, _cid = TREE[i]
                 pid = self.pids[i]

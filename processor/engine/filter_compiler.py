@@ -765,7 +765,7 @@ def compile_ruleset(nodes: list[Node], source: str = "syscall",
     compiler.find_shared(list(nodes))
     lines = ["_out = []"]
     order: list[int] = []
-    _emit_rules(compiler, [(i, _conjuncts(node)) for i, node in enumerate(nodes)], "", lines, order)
+    _emit_rules(compiler, [(i, _conjuncts(compiler, node)) for i, node in enumerate(nodes)], "", lines, order)
     reordered = order != sorted(order)
     lines += ["if _out:", "    if _first:", f"        return [_r[{'min(_out)' if reordered else '_out[0]'}]]"]
     if reordered:
@@ -789,8 +789,18 @@ def compile_ruleset(nodes: list[Node], source: str = "syscall",
 _MAX_NESTING = 8
 
 
-def _conjuncts(node: Node) -> list[Node]:
-    return list(node.children) if isinstance(node, And) else [node]
+def _conjuncts(compiler: _Compiler, node: Node) -> list[Node]:
+    """`a and (b and c)` as [a, b, c]; an `and` that is evaluated once for several rules (a repeated
+    macro) stays one conjunct."""
+    if not isinstance(node, And):
+        return [node]
+    out: list[Node] = []
+    for child in node.children:
+        if isinstance(child, And) and compiler.texts.get(id(child)) not in compiler.shared:
+            out += _conjuncts(compiler, child)
+        else:
+            out.append(child)
+    return out
 
 
 def _emit_rules(compiler: _Compiler, rules: list[tuple[int, list[Node]]], indent: str, lines: list[str],

@@ -152,10 +152,13 @@
     const totals = new Array(tl.buckets).fill(0);
     for (const vals of Object.values(tl.series)) vals.forEach((v, i) => { totals[i] += v; });
     const max = Math.max(1, ...totals);
-    const nice = (m) => { const p = Math.pow(10, Math.floor(Math.log10(m))); for (const k of [1, 2, 2.5, 5, 10]) if (k * p >= m) return k * p; return 10 * p; };
-    const top = nice(max), y = (v) => T + (H - T - B) * (1 - v / top), bw = (W - L - R) / tl.buckets;
-    for (let i = 0; i <= 4; i++) {
-      const v = (top * i) / 4;
+    // Axis step: 1, 2 or 5 × 10^k, at least 1 (counts are integers), about four grid lines.
+    const raw = Math.max(1, max / 4), mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const gstep = [1, 2, 5, 10].map((k) => k * mag).find((v) => v >= raw);
+    const lines = Math.ceil(max / gstep), top = lines * gstep;
+    const y = (v) => T + (H - T - B) * (1 - v / top), bw = (W - L - R) / tl.buckets;
+    for (let i = 0; i <= lines; i++) {
+      const v = gstep * i;
       svg.append(s("line", { class: "grid-line", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
       svg.append(s("text", { class: "axis", x: L - 6, y: y(v) + 4, "text-anchor": "end" }, fmtN(Math.round(v))));
     }

@@ -35,8 +35,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_ui(cfg, args.port, args.listen, args.db, stop, reset_token=args.reset_token,
                retention=Retention(days=args.retention_days, max_rows=args.max_alerts))
-    except OSError as exc:
-        fail(f"ui: cannot listen on {args.listen}:{args.port}: {exc.strerror or exc}")
+    except OSError as exc:  # bind failure, or an unwritable state dir / store file
+        where = exc.filename or f"{args.listen}:{args.port}"
+        fail(f"ui: {where}: {exc.strerror or exc}")
+    except (ValueError, RuntimeError) as exc:  # unreadable token file, store from another schema version
+        fail(f"ui: {exc}")
     except KeyboardInterrupt:
         stop.set()
     return 0

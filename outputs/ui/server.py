@@ -354,14 +354,14 @@ def run_ui(cfg: Config, port: int = DEFAULT_PORT, listen: str = "127.0.0.1", db_
         threads[-1].start()
     pool = ReadPool(db)
     app = build_app(token, pool, ingestor.stats)
-    if announce:
-        print(access.credentials_line, flush=True)
 
     async def serve() -> None:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, listen, port)
         await site.start()
+        if announce:  # only once listening, so the one-time token is never printed for a UI that failed to start
+            print(access.credentials_line, flush=True)
         try:
             while not stop.is_set():
                 await asyncio.sleep(0.2)

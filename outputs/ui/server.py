@@ -359,7 +359,13 @@ def run_ui(cfg: Config, port: int = DEFAULT_PORT, listen: str = "127.0.0.1", db_
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, listen, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            if access.token:  # never shown: drop it so the next start makes and prints a new one
+                access.token_file.unlink(missing_ok=True)
+            raise
         if announce:  # only once listening, so the one-time token is never printed for a UI that failed to start
             print(access.credentials_line, flush=True)
         try:

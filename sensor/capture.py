@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import grp
 import io
 import os
 import pwd
@@ -109,6 +110,7 @@ class Capture:
         self.procs.seed_from_proc()
         # Users in the passwd database are sent by the start-up snapshot; only later ones need a "user" event.
         self.decoder.known_uids.update(p.pw_uid for p in pwd.getpwall())
+        self.decoder.known_gids.update(g.gr_gid for g in grp.getgrall())
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S
         events = self._bpf[b"events"]
         self._ring = RingReader(events.map_fd, self.ring_pages * 4096)

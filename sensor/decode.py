@@ -7,6 +7,7 @@ blob exists. Process/fd state that paths and fd.name need lives in ProcTable.
 
 from __future__ import annotations
 
+import grp
 import mmap
 import pwd
 import socket
@@ -73,6 +74,7 @@ class Decoder:
         self.argv_truncated = 0
         self._comm: dict[bytes, str] = {}
         self.known_uids: set[int] = set()
+        self.known_gids: set[int] = set()
         self.known_containers: set[str] = set()
         self.meta: list[Event] = []  # user/container meta events to emit before the current event
         self.out: list[Event] = []  # where decode() appends, in capture order
@@ -104,6 +106,7 @@ class Decoder:
         decoded inline: Python's per-call and attribute costs are most of the per-event budget.
         """
         out, unpack, epoch, names, comms = self.out, _unpack_hdr, self.epoch, self._names, self._comm
+        known_gids = self.known_gids
         known_uids, procs, max_fds, fast, by_kind = self.known_uids, self.procs.procs, self.procs.max_fds, \
             self._fast, self._by_kind
         nr_openat, nr_close = SYSCALLS["openat"], SYSCALLS["close"]
@@ -154,6 +157,8 @@ class Decoder:
                 self.truncated += 1
             if uid not in known_uids:
                 self._user(uid, ev)
+            if h[15] not in known_gids:
+                self._group(h[15], ev)
             if kind != nr_openat and kind != nr_close:
                 fastfn = fast.get(kind)
                 if fastfn is not None:
@@ -219,6 +224,14 @@ class Decoder:
                 args["fd.name"] = info.name
 
     # --- meta events -------------------------------------------------------------------------------------
+
+    def _group(self, gid: int, ev: Event) -> None:
+        self.known_gids.add(gid)
+        try:
+            name = grp.getgrgid(gid).gr_name
+        except KeyError:
+            name = ""
+        self.meta.append(_meta(ev, "group", {"gid": str(gid), "name": name}))
 
     def _user(self, uid: int, ev: Event) -> None:
         self.known_uids.add(uid)

@@ -368,6 +368,7 @@ def test_process_in_a_container_cgroup_has_its_container_id(cap: Capture, act: s
 
 def test_host_process_has_no_container_and_a_user_event_precedes_new_uids(cap: Capture, act: str) -> None:
     def become() -> None:
+        os.setgid(4343)
         os.setuid(4242)
 
     _pid, events = run(cap, [act, "exec", "/bin/true"], preexec=become)
@@ -375,6 +376,8 @@ def test_host_process_has_no_container_and_a_user_event_precedes_new_uids(cap: C
     users = [i for i, e in enumerate(events) if e["type"] == "user" and e["args"]["uid"] == "4242"]
     first_use = next(i for i, e in enumerate(events) if e["uid"] == 4242 and e["type"] != "user")
     assert len(users) == 1 and users[0] < first_use
+    groups = [i for i, e in enumerate(events) if e["type"] == "group" and e["args"] == {"gid": "4343", "name": ""}]
+    assert len(groups) == 1 and groups[0] < first_use
 
 
 def test_only_the_adaptive_set_is_traced_and_counted(cap: Capture, act: str) -> None:

@@ -48,6 +48,8 @@ class BTF:
     by_name: dict[str, list[int]] = field(default_factory=dict)  # struct/union/enum/typedef name -> ids
     str_base: int = 0
     str_len: int = 0
+    base_str_base: int = 0  # split BTF (a module's): strings below base_str_len are the base's
+    base_str_len: int = 0
 
     @classmethod
     def load(cls, path: Path = VMLINUX_BTF) -> BTF:
@@ -61,16 +63,34 @@ class BTF:
         return cls.parse(data, str(path))
 
     @classmethod
-    def parse(cls, data: bytes, where: str = "<btf>") -> BTF:
+    def load_split(cls, path: Path, base: BTF) -> BTF:
+        """A kernel module's BTF (/sys/kernel/btf/<module>), whose types and strings continue vmlinux's."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise BTFError(f"{path}: {exc.strerror}") from None
+        return cls.parse(data, str(path), base)
+
+    @classmethod
+    def parse(cls, data: bytes, where: str = "<btf>", base: BTF | None = None) -> BTF:
         if len(data) < 24:
             raise BTFError(f"{where}:0: truncated BTF header")
         magic, _ver, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
         if magic != BTF_MAGIC:
             raise BTFError(f"{where}:0: bad BTF magic {magic:#x} (big-endian BTF is not supported)")
         type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", data, 8)
-        btf = cls(data=data, str_base=hdr_len + str_off, str_len=str_len)
-        btf.type_pos.append(-1)  # id 0 is void
-        pos, end = hdr_len + type_off, hdr_len + type_off + type_len
+        shift = 0
+        if base is not None:  # one byte string holding both: base positions stay, ours move by `shift`
+            shift = len(base.data)
+            btf = cls(data=base.data + data, str_base=shift + hdr_len + str_off, str_len=str_len,
+                      base_str_base=base.str_base, base_str_len=base.str_len)
+            btf.type_pos = list(base.type_pos)
+            btf.by_name = {k: list(v) for k, v in base.by_name.items()}
+        else:
+            btf = cls(data=data, str_base=hdr_len + str_off, str_len=str_len)
+            btf.type_pos.append(-1)  # id 0 is void
+        data = btf.data
+        pos, end = shift + hdr_len + type_off, shift + hdr_len + type_off + type_len
         unpack = struct.Struct("<III").unpack_from
         named = {KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_TYPEDEF}
         while pos < end:
@@ -84,7 +104,10 @@ class BTF:
         return btf
 
     def string(self, off: int) -> str:
-        start = self.str_base + off
+        if self.base_str_len:
+            start = self.base_str_base + off if off < self.base_str_len else self.str_base + off - self.base_str_len
+        else:
+            start = self.str_base + off
         return self.data[start:self.data.index(b"\0", start)].decode()
 
     def _header(self, type_id: int) -> tuple[int, int, int, int, int]:
@@ -300,6 +323,7 @@ def resolve_offsets(btf: BTF) -> dict[str, int]:
                 break
         else:
             out[f"OFF_{define}"] = btf.offsetof(struct_name, path)  # raises with the precise reason
+    out.update(_overlay_offsets(btf))
     out["SIZEOF_UPID"] = btf.sizeof(btf.find("upid"))
     out["PIDTYPE_PGID"] = btf.enum_value("pid_type", "PIDTYPE_PGID")
     out["PIDTYPE_SID"] = btf.enum_value("pid_type", "PIDTYPE_SID")
@@ -307,6 +331,30 @@ def resolve_offsets(btf: BTF) -> dict[str, int]:
     out["CGRP_CPU_ID"] = _optional_enum(btf, "cgroup_subsys_id", "cpu_cgrp_id")
     out["UPID_NR"] = btf.offsetof("upid", "nr")
     return out
+
+
+OVERLAY_MODULE_BTF = Path("/sys/kernel/btf/overlay")
+OVERLAYFS_SUPER_MAGIC = 0x794C7630
+
+
+def _overlay_offsets(btf: BTF, module_btf: Path = OVERLAY_MODULE_BTF) -> dict[str, int]:
+    """Where an overlayfs inode keeps its upper dentry (proc.is_exe_upper_layer); -1 without overlayfs BTF.
+
+    overlayfs is built into some kernels (its types are in vmlinux) and a module in others (split BTF).
+    """
+    source = btf
+    if "ovl_inode" not in btf.by_name and module_btf.exists():
+        try:
+            source = BTF.load_split(module_btf, btf)
+        except BTFError:
+            source = btf
+    try:
+        vfs_inode = source.offsetof("ovl_inode", "vfs_inode")
+        upper = source.offsetof("ovl_inode", "__upperdentry")
+    except BTFError:
+        return {"OFF_OVL_INODE_VFS_INODE": -1, "OFF_OVL_INODE_UPPER": -1, "OVERLAYFS_SUPER_MAGIC": OVERLAYFS_SUPER_MAGIC}
+    return {"OFF_OVL_INODE_VFS_INODE": vfs_inode, "OFF_OVL_INODE_UPPER": upper,
+            "OVERLAYFS_SUPER_MAGIC": OVERLAYFS_SUPER_MAGIC}
 
 
 def _optional_enum(btf: BTF, enum_name: str, member: str) -> int:

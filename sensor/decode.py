@@ -25,12 +25,13 @@ HDR = struct.Struct("<Qq6QIHHIIIIIII8HI16s")
 _unpack_hdr = HDR.unpack_from
 HDR_SIZE = 136
 assert HDR.size == HDR_SIZE
-PROCINFO = struct.Struct("<6Q6I")
+PROCINFO = struct.Struct("<6Q8I")  # ..., sessionid, loginuid, flags (PI_*), pad
 SOCKTUPLE = struct.Struct("<HHHH16s16s")
 OPEN_HOW = struct.Struct("<QQQ")
 
 KIND_EXEC, KIND_FORK, KIND_EXIT = 1000, 1001, 1002
 F_TRUNCATED = 1
+PI_EXE_UPPER_LAYER = 2
 AT_FDCWD = -100
 UNSET_LOGINUID = 0xFFFFFFFF
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
@@ -260,7 +261,7 @@ class Decoder:
 
     def _exec(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:
         ev["type"] = NUMBERS.get(h[2], "execve")
-        pi = PROCINFO.unpack_from(b[0], 0) if len(b) > 0 and len(b[0]) >= PROCINFO.size else (0,) * 12
+        pi = PROCINFO.unpack_from(b[0], 0) if len(b) > 0 and len(b[0]) >= PROCINFO.size else (0,) * 14
         filename = _cstr(b[1]) if len(b) > 1 else ""
         argv_raw = bytes(b[2]) if len(b) > 2 else b""
         argv = [a.decode("utf-8", "replace") for a in argv_raw.rstrip(b"\0").split(b"\0")] if argv_raw else []
@@ -285,7 +286,7 @@ class Decoder:
             "args_truncated": truncated, "cwd": st.cwd, "tty": pi[9], "sid": pi[6], "pgid": pi[7], "vpid": pi[8],
             "start_ts": pi[0] + self.epoch if pi[0] else 0, "env": env, "container_id": st.container_id,
             "cap_permitted": pi[2], "cap_effective": pi[3], "cap_inheritable": pi[1],
-            "exe_from_memfd": exe_file.startswith("/memfd:"), "exe_upper_layer": False,
+            "exe_from_memfd": exe_file.startswith("/memfd:"), "exe_upper_layer": bool(pi[12] & PI_EXE_UPPER_LAYER),
             "exe_ino_ctime": pi[4] * 1_000_000_000, "exe_ino_mtime": pi[5] * 1_000_000_000,
         }
 

@@ -121,7 +121,12 @@ struct procinfo {
     u32 tty;
     u32 sessionid;
     u32 loginuid;
+    u32 flags;  // PI_*
+    u32 pad;
 };
+
+#define PI_EXE_OVERLAY 1
+#define PI_EXE_UPPER_LAYER 2
 
 struct pending_t {
     u64 id;
@@ -568,6 +573,8 @@ static __always_inline void fill_procinfo(struct procinfo *pi, void *task) {
         // new_encode_dev(MKDEV(major, minor)), as /proc/<pid>/stat's tty_nr.
         pi->tty = (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12);
     }
+    pi->flags = 0;
+    pi->pad = 0;
     pi->sessionid = OFF_TASK_SESSIONID >= 0 ? rd32(task, OFF_TASK_SESSIONID) : 0;
     pi->loginuid = OFF_TASK_LOGINUID >= 0 ? rd32(task, OFF_TASK_LOGINUID) : 0xFFFFFFFF;
 }
@@ -648,6 +655,15 @@ int tp_sched_exec(void *ctx) {
         pi->exe_ctime = rd64(exe_inode, OFF_INODE_CTIME);
         pi->exe_mtime = rd64(exe_inode, OFF_INODE_MTIME);
     }
+#if OFF_OVL_INODE_UPPER >= 0
+    // An executable on overlayfs (a container's rootfs) whose inode has an upper dentry was written (or
+    // copied up) in the container: Falco's proc.is_exe_upper_layer.
+    if (exe_inode && (u32)rd64(rdp(exe_inode, OFF_INODE_SB), OFF_SB_MAGIC) == OVERLAYFS_SUPER_MAGIC) {
+        pi->flags |= PI_EXE_OVERLAY;
+        if (rdp((char *)exe_inode - OFF_OVL_INODE_VFS_INODE, OFF_OVL_INODE_UPPER))
+            pi->flags |= PI_EXE_UPPER_LAYER;
+    }
+#endif
     h->blen[B_PROC] = sizeof(struct procinfo);
     off += sizeof(struct procinfo);
     u32 loc = *(u32 *)((char *)ctx + OFF_TP_EXEC_FILENAME);

@@ -96,3 +96,20 @@ def test_running_kernel_tracepoints() -> None:
 def test_a_kernel_without_a_needed_struct_is_a_clear_error() -> None:
     with pytest.raises(BTFError, match="no struct/union named 'task_struct'"):
         resolve_offsets(BTF.parse(_mini_btf()))
+
+
+def test_split_module_btf_continues_the_base_types_and_strings(tmp_path: Path) -> None:
+    base = BTF.parse(_mini_btf())
+    base_str_len = struct.unpack_from("<I", _mini_btf(), 20)[0]
+    strings = b"\0ovl_inode\0vfs_inode\0__upperdentry\0"
+    so = {n: base_str_len + strings.index(n.encode() + b"\0") for n in ("ovl_inode", "vfs_inode", "__upperdentry")}
+    types = struct.pack("<III", so["ovl_inode"], 4 << 24 | 2, 24)  # id 6: struct ovl_inode
+    types += struct.pack("<III", so["vfs_inode"], 4, 0)  # struct point (base id 4) at 0
+    types += struct.pack("<III", so["__upperdentry"], 2, 128)  # long at byte 16
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    path = tmp_path / "overlay"
+    path.write_bytes(header + types + strings)
+    split = BTF.load_split(path, base)
+    assert split.offsetof("ovl_inode", "__upperdentry") == 16
+    assert split.offsetof("ovl_inode", "vfs_inode.y") == 4  # into a base type
+    assert split.offsetof("point", "y") == 4  # base types still resolve

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pty
+import shutil
 import subprocess
 import tempfile
 import time
@@ -128,6 +129,26 @@ def test_32bit_syscalls_are_not_misread_as_64bit_ones(cap: Capture, act: str, tm
         pytest.skip("this kernel has no 32-bit syscall entry")
     assert not of_type(events, "mkdir", "symlink")
     assert cap.drops()["n_drops_ia32"] > before
+
+
+def test_binary_written_in_an_overlay_upper_layer_is_flagged(cap: Capture, tmp_path: Path) -> None:
+    lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "merged"))
+    for d in (lower, upper, work, merged):
+        d.mkdir()
+    shutil.copy("/bin/true", lower / "from-image")
+    mount = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                            f"lowerdir={lower},upperdir={upper},workdir={work}", str(merged)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount overlayfs: {mount.stderr.decode().strip()}")
+    try:
+        shutil.copy("/bin/true", merged / "dropped")  # written in the container: lands in the upper layer
+        _pid, image_events = run(cap, [str(merged / "from-image")])
+        _pid, dropped_events = run(cap, [str(merged / "dropped")])
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
+    image, dropped = of_type(image_events, "execve")[-1], of_type(dropped_events, "execve")[-1]
+    assert image["proc"]["exepath"] == str(merged / "from-image") and image["proc"]["exe_upper_layer"] is False
+    assert dropped["proc"]["exepath"] == str(merged / "dropped") and dropped["proc"]["exe_upper_layer"] is True
 
 
 def test_failed_exec_is_an_event_with_the_error(cap: Capture, act: str) -> None:

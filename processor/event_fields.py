@@ -120,9 +120,9 @@ def _proc_name(f: EventFields) -> str | None:
 def _cmdline(p: Record | None) -> str | None:
     if p is None:
         return None
-    args = p.get("args") or []
+    args = p.get("args") or []  # argv[1:], as Falco's proc.args
     name = _name(p) or ""
-    return " ".join([name, *args[1:]]) if args else name
+    return " ".join([name, *args]) if args else name
 
 
 def _exepath(p: Record | None) -> str | None:
@@ -132,14 +132,13 @@ def _exepath(p: Record | None) -> str | None:
 def _exe(p: Record | None) -> str | None:
     if p is None:
         return None
-    args = p.get("args") or []
-    return (args[0] if args else p.get("exe")) or None
+    return p.get("exe") or None  # argv[0]
 
 
 def _args(p: Record | None) -> str | None:
     if p is None:
         return None
-    return " ".join((p.get("args") or [])[1:])
+    return " ".join(p.get("args") or [])
 
 
 def _tty(f: EventFields) -> int | None:

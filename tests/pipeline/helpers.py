@@ -80,8 +80,9 @@ def event(ts: int, etype: str, pid: int, *, ppid: int = 0, uid: int = 0, comm: s
             "loginuid": 1000, "comm": comm, "res": res, "args": args or {}, "proc": proc}
 
 
-def proc_info(exepath: str, args: list[str], cwd: str = "/root", tty: int = 34816) -> dict[str, Any]:
-    return {"exe": args[0], "exepath": exepath, "args": args, "args_truncated": False, "cwd": cwd, "tty": tty,
+def proc_info(exepath: str, argv: list[str], cwd: str = "/root", tty: int = 34816) -> dict[str, Any]:
+    """ProcInfo as the sensor sends it: exe = argv[0], args = argv[1:] (Falco's proc.exe and proc.args)."""
+    return {"exe": argv[0], "exepath": exepath, "args": argv[1:], "args_truncated": False, "cwd": cwd, "tty": tty,
             "sid": 0, "pgid": 0, "vpid": 0, "start_ts": 0, "env": [], "container_id": "", "cap_permitted": 0,
             "cap_effective": 0, "cap_inheritable": 0, "exe_from_memfd": False, "exe_upper_layer": False,
             "exe_ino_ctime": 0, "exe_ino_mtime": 0}

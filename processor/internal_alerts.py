@@ -19,7 +19,9 @@ def alert_id(host: str, seq: int, rule: str) -> str:
 def drop_alert(host: str, seq: int, ev: dict[str, Any]) -> dict[str, Any] | None:
     """`Falco internal: syscall event drop` when a sensor reports losses since its last report."""
     counters = {k: int(v) for k, v in (ev.get("args") or {}).items() if v.lstrip("-").isdigit()}
-    n_drops = sum(v for k, v in counters.items() if k.startswith("n_drops"))
+    # The sensor reports the interval's total as n_drops (per-reason n_drops_* and cumulative *_total beside it).
+    n_drops = counters["n_drops"] if "n_drops" in counters else sum(
+        v for k, v in counters.items() if k.startswith("n_drops_") and not k.endswith("_total"))
     if n_drops <= 0:
         return None
     rule = "Falco internal: syscall event drop"

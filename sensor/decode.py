@@ -81,8 +81,7 @@ class Decoder:
         self.out: list[Event] = []  # where decode() appends, in capture order
         self._names: dict[int, str] = dict(NUMBERS)
         self._fast: dict[int, Callable[[Event, tuple[Any, ...], Buffer, int], Any]] = {
-            SYSCALLS["open"]: self._fast_open, SYSCALLS["openat"]: self._fast_openat,
-            SYSCALLS["close"]: self._fast_close,
+            SYSCALLS["open"]: self._fast_open,  # (openat and close are decoded inline in decode_many)
         }
         self._by_kind: dict[int, Callable[[Event, tuple[Any, ...], list[bytes]], None]] = {}
         for name, nr in SYSCALLS.items():
@@ -128,9 +127,12 @@ class Decoder:
                 n = h[18]
                 pos = off + HDR_SIZE
                 name = view[pos:pos + n - 1].decode("utf-8", "replace") if n else ""
-                if name[:1] != "/" or "/." in name or "//" in name:
-                    name = self.procs.resolve(pid, name, dirfd)
                 args = {"name": name, "flags": str(h[4]), "mode": str(h[5]), "fd": str(res), "dirfd": str(dirfd)}
+                if name[:1] != "/" or "/." in name or "//" in name:
+                    args["name"] = resolved = self.procs.resolve(pid, name, dirfd)
+                    if resolved != name:
+                        args["nameraw"] = name  # fd.nameraw: the path as passed
+                    name = resolved
                 if res >= 0:
                     st = procs.get(pid)
                     if st is None:
@@ -183,9 +185,12 @@ class Decoder:
         n = h[18]
         name = view[pos:pos + n - 1].decode("utf-8", "replace") if n else ""
         pid, res = h[12], h[1]
-        if name[:1] != "/" or "/." in name or "//" in name:
-            name = self.procs.resolve(pid, name, dirfd)
         args = {"name": name, "flags": str(h[flags_i]), "mode": str(h[mode_i]), "fd": str(res)}
+        if name[:1] != "/" or "/." in name or "//" in name:
+            args["name"] = resolved = self.procs.resolve(pid, name, dirfd)
+            if resolved != name:
+                args["nameraw"] = name
+            name = resolved
         ev["args"] = args
         if res >= 0:
             st = self.procs.procs.get(pid)
@@ -194,37 +199,6 @@ class Decoder:
             if len(st.fds) < self.procs.max_fds:
                 st.fds[res] = FdInfo(name)
         return args
-
-    def _fast_openat(self, ev: Event, h: tuple[Any, ...], view: Buffer, pos: int) -> None:
-        dirfd = h[2] & 0xFFFFFFFF
-        if dirfd & 0x80000000:
-            dirfd -= 0x100000000
-        n = h[18]
-        name = view[pos:pos + n - 1].decode("utf-8", "replace") if n else ""
-        pid, res = h[12], h[1]
-        if name[:1] != "/" or "/." in name or "//" in name:
-            name = self.procs.resolve(pid, name, dirfd)
-        ev["args"] = {"name": name, "flags": str(h[4]), "mode": str(h[5]), "fd": str(res), "dirfd": str(dirfd)}
-        if res >= 0:
-            st = self.procs.procs.get(pid)
-            if st is None:
-                st = self.procs.get(pid)
-            if len(st.fds) < self.procs.max_fds:
-                st.fds[res] = FdInfo(name)
-
-    def _fast_close(self, ev: Event, h: tuple[Any, ...], view: Buffer, pos: int) -> None:
-        fd = h[2] & 0xFFFFFFFF
-        if fd & 0x80000000:
-            fd -= 0x100000000
-        args = {"fd": str(fd)}
-        ev["args"] = args
-        if h[1] == 0:
-            st = self.procs.procs.get(h[12])
-            info = st.fds.pop(fd, None) if st is not None else None
-            if info is not None:
-                args["fd.name"] = info.name
-
-    # --- meta events -------------------------------------------------------------------------------------
 
     def _group(self, gid: int, ev: Event) -> None:
         self.known_gids.add(gid)
@@ -319,6 +293,8 @@ class Decoder:
         pid, res = ev["pid"], ev["res"]
         name = self.procs.resolve(pid, path, dirfd)
         ev["args"] = {"name": name, "flags": str(flags), "mode": str(mode), "fd": str(res)}
+        if name != path:
+            ev["args"]["nameraw"] = path
         if res >= 0:
             self.procs.set_fd(pid, res, FdInfo(name))
 

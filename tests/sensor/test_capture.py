@@ -211,8 +211,10 @@ def test_open_resolves_relative_paths_against_cwd(cap: Capture, act: str, tmp_pa
     (tmp_path / "rel.txt").write_text("x")
     _pid, events = run(cap, [act, "open", "rel.txt"], cwd=str(tmp_path))
     rel = one(events, "openat", name=str(tmp_path / "rel.txt"))  # glibc's open() is openat(AT_FDCWD, ...)
+    assert rel["args"]["nameraw"] == "rel.txt"
     assert rel["res"] >= 3 and rel["args"]["fd"] == str(rel["res"]) and rel["args"]["flags"] == "0"
     absolute = one(events, "openat", name="/etc/hostname")
+    assert "nameraw" not in absolute["args"]
     assert int(absolute["args"]["flags"]) == os.O_RDONLY | os.O_CLOEXEC
     close = [e for e in of_type(events, "close") if e["args"].get("fd.name") == str(tmp_path / "rel.txt")]
     assert len(close) == 1 and close[0]["args"]["fd"] == rel["args"]["fd"]

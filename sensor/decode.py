@@ -275,6 +275,7 @@ class Decoder:
         ev["args"] = {"child_tid": str(child_tid), "child_pid": str(child_pid), "flags": clone_flags_text(flags)}
         if b and len(b[0]) >= PROCINFO.size:
             pi = PROCINFO.unpack_from(b[0], 0)
+            ev["args"]["child_vpid"] = str(pi[8])  # the child's pid in its own pid namespace
             st = self.procs.get(child_pid)
             ev["proc"] = {"cwd": st.cwd, "tty": pi[9], "sid": pi[6], "pgid": pi[7], "vpid": pi[8],
                           "start_ts": pi[0] + self.epoch if pi[0] else 0, "container_id": st.container_id,

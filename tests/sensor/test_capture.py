@@ -166,7 +166,7 @@ def test_fork_thread_and_exit_status(cap: Capture, act: str) -> None:
     child = int(procs[0]["args"]["child_pid"])
     assert procs[0]["res"] == child and procs[0]["args"]["child_tid"] == str(child) and child != pid
     assert threads[0]["args"]["child_pid"] == str(pid) and threads[0]["res"] != pid
-    assert procs[0]["proc"]["vpid"] == child
+    assert procs[0]["proc"]["vpid"] == child and procs[0]["args"]["child_vpid"] == str(child)
     child_exit = [e for e in of_type(events, "procexit") if e["pid"] == child]
     assert len(child_exit) == 1 and child_exit[0]["args"]["status"] == str(3 << 8)
     assert child_exit[0]["ppid"] == pid

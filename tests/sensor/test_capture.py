@@ -172,6 +172,16 @@ def test_fork_thread_and_exit_status(cap: Capture, act: str) -> None:
     assert child_exit[0]["ppid"] == pid
 
 
+@pytest.mark.skipif(not shutil.which("unshare"), reason="no unshare(1)")
+def test_process_in_a_new_pid_namespace_has_its_own_vpid(cap: Capture) -> None:
+    pid, events = run(cap, ["unshare", "--pid", "--fork", "/bin/true"])
+    clone = [e for e in of_type(events, "clone", "clone3", "fork", "vfork") if e["pid"] == pid]
+    assert len(clone) == 1 and clone[0]["args"]["child_vpid"] == "1"
+    child = int(clone[0]["args"]["child_pid"])
+    execs = [e for e in of_type(events, "execve") if e["pid"] == child]
+    assert len(execs) == 1 and execs[0]["proc"]["vpid"] == 1 and execs[0]["proc"]["exepath"] == "/bin/true"
+
+
 def test_exit_code_of_the_process(cap: Capture, act: str) -> None:
     pid, events = run(cap, [act, "exit", "7"])
     e = [x for x in of_type(events, "procexit") if x["tid"] == pid]

@@ -182,6 +182,17 @@ def test_process_in_a_new_pid_namespace_has_its_own_vpid(cap: Capture) -> None:
     assert len(execs) == 1 and execs[0]["proc"]["vpid"] == 1 and execs[0]["proc"]["exepath"] == "/bin/true"
 
 
+def test_a_burst_of_short_processes_is_complete(cap: Capture) -> None:
+    _pid, events = run(cap, ["/bin/sh", "-c", "i=0; while [ $i -lt 200 ]; do /bin/true $i; i=$((i+1)); done"])
+    execs = [e for e in of_type(events, "execve") if e["proc"]["exepath"] == "/bin/true"]
+    assert sorted(int(e["proc"]["args"][0]) for e in execs) == list(range(200))
+    children = {e["pid"] for e in execs}
+    exits = {e["pid"] for e in of_type(events, "procexit")}
+    forks = {int(e["args"]["child_pid"]) for e in of_type(events, "clone", "clone3", "fork", "vfork")}
+    assert children <= exits and children <= forks
+    assert all(e["proc"]["cwd"] == os.getcwd() for e in execs)
+
+
 def test_exit_code_of_the_process(cap: Capture, act: str) -> None:
     pid, events = run(cap, [act, "exit", "7"])
     e = [x for x in of_type(events, "procexit") if x["tid"] == pid]

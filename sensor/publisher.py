@@ -14,6 +14,8 @@ drop) or is to be journaled again (purged at stop).
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +31,29 @@ from settings.config import KafkaConfig
 from settings.kafka_clients import producer_config, resolve
 
 log = logging.getLogger(__name__)
+
+
+class _Throttle(logging.Filter):
+    """librdkafka repeats a connection failure at every reconnect attempt: say each one once a minute."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = re.sub(r"\(after \d+ms[^)]*\)", "", record.getMessage())
+        now = time.monotonic()
+        if now - self._last.get(key, -self.every_s) < self.every_s:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
+kafka_log = logging.getLogger("sensor.kafka")
+kafka_log.addFilter(_Throttle())
 
 PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
 
@@ -65,7 +90,7 @@ class Publisher:
             "message.timeout.ms": 0,  # never expire: order and completeness over an outage
             "error_cb": self._on_error,
             "client.id": f"peregrine-sensor-{hostname}",
-            "logger": logging.getLogger("sensor.kafka"),
+            "logger": kafka_log,
         })
         if not conf.get("enable.idempotence"):
             conf["max.in.flight.requests.per.connection"] = 1  # retries must not reorder without idempotence

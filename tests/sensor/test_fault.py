@@ -64,8 +64,10 @@ def start_live(cfg: Config) -> tuple[Agent | None, str]:
     return agent, ""
 
 
-def run_outage(agent: Agent, broker: LocalKafka, workload: Callable[[], object] = lambda: None) -> None:
-    """Ship while the broker is up, is stopped for OUTAGE_S, and is back; return when the agent has stopped."""
+def run_outage(agent: Agent, broker: LocalKafka, workload: Callable[[], object] = lambda: None,
+               stop_workload: Callable[[], object] = lambda: None) -> None:
+    """Ship while the broker is up, is stopped for OUTAGE_S, and is back; return when the agent has stopped
+    (after the workload: everything it did is captured)."""
     thread = threading.Thread(target=agent.run, kwargs={"install_signals": False}, daemon=True)
     thread.start()
     workload()
@@ -82,6 +84,7 @@ def run_outage(agent: Agent, broker: LocalKafka, workload: Callable[[], object] 
     deadline = time.monotonic() + 180
     while not agent.shipper.idle and time.monotonic() < deadline:
         time.sleep(0.5)
+    stop_workload()
     time.sleep(1.0)
     agent.request_stop()
     thread.join(180)
@@ -116,13 +119,17 @@ def test_broker_outage_loses_nothing(own_broker: LocalKafka, tmp_path: Path) -> 
     if agent is not None:
         print("fault test source: real eBPF capture")
         started: list[subprocess.Popen[bytes]] = []
-        try:
-            run_outage(agent, own_broker, lambda: started.append(
-                subprocess.Popen([sys.executable, "-c", WORKLOAD, str(workload_dir)])))
-        finally:
+
+        def stop_workload() -> None:
             (workload_dir / "STOP").touch()
             for proc in started:
                 proc.wait(30)
+
+        try:
+            run_outage(agent, own_broker, lambda: started.append(
+                subprocess.Popen([sys.executable, "-c", WORKLOAD, str(workload_dir)])), stop_workload)
+        finally:
+            stop_workload()
         workload = started[0]
         opened = int((workload_dir / "COUNT").read_text())
         records = read_topic(cfg, cfg.kafka.topics.events, agent.n_evts, timeout_s=120)
@@ -133,8 +140,10 @@ def test_broker_outage_loses_nothing(own_broker: LocalKafka, tmp_path: Path) -> 
                  and e["args"].get("name", "").startswith(prefix)]
         expected = [f"{prefix}{i}" for i in range(opened)]
         missing = sorted(set(expected) - set(names), key=lambda n: int(n.rsplit("-", 1)[1]))
+        seen_as = [e for e in events if missing and missing[0] in str(e["args"])][:2]
         assert not missing, (f"the capture delivered {len(names)} of the workload's {opened} opens "
-                             f"(first missing: {[m.rsplit('/', 1)[1] for m in missing[:5]]}; drops {agent.drops()})")
+                             f"(first missing: {[m.rsplit('/', 1)[1] for m in missing[:5]]}, seen as {seen_as}; "
+                             f"last missing {missing[-1].rsplit('/', 1)[1]}; drops {agent.drops()})")
         assert names == expected, "every workload open, once, in order"
     else:
         print(f"fault test source: paced replay of a recording (eBPF capture unavailable: {reason})")

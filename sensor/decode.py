@@ -156,7 +156,7 @@ class Decoder:
                 "uid": uid, "gid": h[15], "euid": h[16], "loginuid": -1 if loginuid == UNSET_LOGINUID else loginuid,
                 "comm": comm, "res": res, "args": args, "proc": None,
             }
-            if h[10]:
+            if h[10] and kind != KIND_EXEC:  # (a long command line is n_args_truncated, not a loss)
                 self.truncated += 1
             if uid not in known_uids:
                 self._user(uid, ev)

@@ -9,6 +9,7 @@ import os
 import pty
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -292,6 +293,16 @@ def test_file_syscalls_with_resolved_paths(cap: Capture, act: str, tmp_path: Pat
     assert one(events, "dup2", **{"fd.name": f"{d}/f"})["res"] == 40
     assert one(events, "dup3", **{"fd.name": f"{d}/f"})["res"] == 41
     assert all(e["res"] >= 0 for e in events if e["type"] not in ("execve",))
+
+
+def test_an_overlong_path_is_cut_and_counted(cap: Capture) -> None:
+    before = cap.drops()["n_drops_truncated"]
+    code = "import os\ntry:\n    os.open('/' + 'a' * 5000, os.O_RDONLY)\nexcept OSError:\n    pass"
+    _pid, events = run(cap, [sys.executable, "-c", code])
+    long_opens = [e for e in of_type(events, "openat") if e["args"]["name"].startswith("/aaaa")]
+    assert len(long_opens) == 1 and long_opens[0]["res"] == -36  # ENAMETOOLONG
+    assert len(long_opens[0]["args"]["name"]) == 4095  # PATH_MAX with its NUL
+    assert cap.drops()["n_drops_truncated"] >= before + 1
 
 
 def test_mount_and_umount(cap: Capture, act: str, tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ commit can move past a record nobody processed (the family of faust-streaming #5
 So the events topic is declared with `acks=False` (Faust never commits it) and this guard does, per partition:
   * knows the next offset to process (from the group's committed offset when the partition arrives);
   * drops a record below it (a replay already processed: a duplicate would only repeat the same alert ids);
-  * on a record above it (a gap: something was skipped) seeks back and drops records until the gap is re-read;
+  * on a record above it (a gap: something was skipped) fetches the missing records itself, with a plain
+    client assigned to that partition, so the caller processes them first, in order. (Seeking Faust's consumer
+    back does not work: its fetch loop drops records below the last offset it handed out, `_read_offset`.)
   * commits `next offset` only for records fully processed (alerts and changelog acknowledged), once a second.
 """
 
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +31,10 @@ ACCEPT, REPLAY, GAP = "accept", "replay", "gap"
 @dataclass
 class OffsetGuard:
     committed: Callable[[Any], Awaitable[int]]  # the group's committed offset (or the start) for a partition
-    seek: Callable[[Any, int], Awaitable[None]]
+    fetch: Callable[[Any, int, int], Awaitable[list[Any]]]  # records [start, end) of a partition, read directly
     commit: Callable[[dict[Any, int]], Awaitable[bool]]
     next_offset: dict[Any, int] = field(default_factory=dict)
     dirty: set[Any] = field(default_factory=set)
-    last_seek: dict[Any, float] = field(default_factory=dict)
     gaps: int = 0
     replays: int = 0
 
@@ -42,7 +42,6 @@ class OffsetGuard:
         """On revocation: whatever we own next starts again from its committed offset."""
         self.next_offset.clear()
         self.dirty.clear()
-        self.last_seek.clear()
 
     async def admit(self, tp: Any, offset: int) -> str:
         expected = self.next_offset.get(tp)
@@ -53,14 +52,14 @@ class OffsetGuard:
         if offset < expected:
             self.replays += 1
             return REPLAY
-        self.gaps += 1
-        now = time.monotonic()
-        if now - self.last_seek.get(tp, 0.0) > 1.0:
-            log.warning("%s:%s: got offset %s, expected %s: records were skipped, seeking back", tp.topic,
-                        tp.partition, offset, expected)
-            self.last_seek[tp] = now
-            await self.seek(tp, expected)
+        self.gaps += offset - expected
+        log.warning("%s:%s: got offset %s, expected %s: %s records were skipped by the consumer, fetching them",
+                    tp.topic, tp.partition, offset, expected, offset - expected)
         return GAP
+
+    async def missing(self, tp: Any, offset: int) -> list[Any]:
+        """After GAP: the skipped records, [next offset, offset), to process (in order) before this one."""
+        return await self.fetch(tp, self.next_offset[tp], offset)
 
     def done(self, tp: Any, offset: int) -> None:
         """The record at `offset` is fully processed: its alerts and state changes are acknowledged."""

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -20,7 +21,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from processor import metrics
-from processor.offset_guard import ACCEPT, OffsetGuard
+from processor.offset_guard import GAP, REPLAY, OffsetGuard
 from processor.pipeline import process_batch
 from processor.rules_source import RulesHolder, local_rule_texts, watch_rules_topic
 from processor.state import HostState
@@ -124,8 +125,13 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         await asyncio.get_running_loop().run_in_executor(None, holder.caught_up.wait, 60.0)
         async for event in stream.events():
             msg = event.message
-            if await guard.admit(msg.tp, msg.offset) != ACCEPT:
+            verdict = await guard.admit(msg.tp, msg.offset)
+            if verdict == REPLAY:
                 continue
+            if verdict == GAP:
+                for skipped in await guard.missing(msg.tp, msg.offset):
+                    await handle(skipped)
+                    guard.done(msg.tp, skipped.offset)
             await handle(msg)
             guard.done(msg.tp, msg.offset)
             processed[(msg.topic, msg.partition)] = msg.offset + 1
@@ -181,9 +187,20 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
     return app
 
 
+@dataclass
+class FetchedRecord:
+    """A record the guard read itself (a gap Faust skipped): what `handle` needs of a Faust message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
 def _offset_guard(app: faust.App, cfg: Config) -> OffsetGuard:
-    """The guard's view of the group: committed offsets through a side client (an OffsetFetch needs no
-    membership), seeks and commits through Faust's own consumer (a commit must carry the member's generation)."""
+    """The guard's view of the group: committed offsets and skipped records through a side client (neither needs
+    membership), commits through Faust's own consumer (a commit must carry the member's generation)."""
     from confluent_kafka import Consumer, TopicPartition
 
     from settings.kafka_clients import consumer_config
@@ -191,25 +208,46 @@ def _offset_guard(app: faust.App, cfg: Config) -> OffsetGuard:
     side: list[Any] = []
     lock = threading.Lock()
 
+    def client() -> Any:
+        if not side:
+            side.append(Consumer(consumer_config(cfg.kafka, group_id=cfg.worker.app_id)))
+        return side[0]
+
     def committed_sync(topic: str, partition: int) -> int:
         with lock:
-            if not side:
-                side.append(Consumer(consumer_config(cfg.kafka, group_id=cfg.worker.app_id)))
             tp = TopicPartition(topic, partition)
-            (got,) = side[0].committed([tp], timeout=15)
-            low, _high = side[0].get_watermark_offsets(tp, timeout=15)
+            (got,) = client().committed([tp], timeout=15)
+            low, _high = client().get_watermark_offsets(tp, timeout=15)
         return max(got.offset, low) if got.offset >= 0 else low  # no commit (or expired): the reset is earliest
+
+    def fetch_sync(topic: str, partition: int, start: int, end: int) -> list[FetchedRecord]:
+        out: list[FetchedRecord] = []
+        with lock:
+            c = client()
+            low, _high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+            c.assign([TopicPartition(topic, partition, max(start, low))])
+            try:
+                deadline = time.monotonic() + 60
+                while (not out or out[-1].offset < end - 1) and max(start, low) < end:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{topic}:{partition}: could not re-read offsets {start}..{end - 1}")
+                    for m in c.consume(500, 1.0):
+                        if m.error() is None and (m.offset() or 0) < end:
+                            out.append(FetchedRecord(topic, partition, m.offset() or 0, m.key(), m.value()))
+            finally:
+                c.unassign()
+        return out
 
     async def committed(tp: Any) -> int:
         return await asyncio.get_running_loop().run_in_executor(None, committed_sync, tp.topic, tp.partition)
 
-    async def seek(tp: Any, offset: int) -> None:
-        await app.consumer.seek(tp, offset)
+    async def fetch(tp: Any, start: int, end: int) -> list[FetchedRecord]:
+        return await asyncio.get_running_loop().run_in_executor(None, fetch_sync, tp.topic, tp.partition, start, end)
 
     async def commit(offsets: dict[Any, int]) -> bool:
         return bool(await app.consumer._commit(offsets))  # type: ignore[attr-defined]  # our offsets, as-is
 
-    return OffsetGuard(committed, seek, commit)
+    return OffsetGuard(committed, fetch, commit)
 
 
 async def _serve_http(port: int, holder: RulesHolder, state: HostState) -> None:

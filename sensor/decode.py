@@ -545,13 +545,13 @@ class Decoder:
             local_port = tup[1] if tup else 0
             remote_ip = socket.inet_ntop(af, tup[5][:n]) if tup else ""
             remote_port = tup[2] if tup else 0
-            if addr and addr[1] and (not remote_port or ev["type"] in ("sendto", "sendmsg", "connect")) \
-                    and not server_local:
-                remote_ip, remote_port = addr[1], addr[2]
-            if ev["type"] == "bind" and addr:
-                local_ip, local_port = addr[1], addr[2] or local_port
-            if ev["type"] in ("accept", "accept4") and addr and addr[1]:
-                remote_ip, remote_port = addr[1], addr[2]
+            etype = ev["type"]
+            if etype == "bind":
+                if addr:
+                    local_ip, local_port = addr[1], addr[2] or local_port
+            elif addr and addr[1] and (not remote_port or etype in ("sendto", "sendmsg", "connect", "accept",
+                                                                    "accept4", "recvfrom", "recvmsg")):
+                remote_ip, remote_port = addr[1], addr[2]  # the peer the user buffer names
             if server_local:
                 cip, cport, sip, sport = remote_ip, remote_port, local_ip, local_port
             else:

@@ -146,6 +146,19 @@ int main(int argc, char **argv) {
         struct iovec iov = {.iov_base = "y", .iov_len = 1};
         struct msghdr msg = {.msg_name = &a, .msg_namelen = sizeof(a), .msg_iov = &iov, .msg_iovlen = 1};
         sendmsg(s, &msg, 0);
+    } else if (!strcmp(mode, "udpserver")) {  // a bound UDP socket receives one datagram from a client socket
+        int srv = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+        bind(srv, (struct sockaddr *)&a, sizeof(a));
+        socklen_t len = sizeof(a);
+        getsockname(srv, (struct sockaddr *)&a, &len);
+        int cli = socket(AF_INET, SOCK_DGRAM, 0);
+        sendto(cli, "x", 1, 0, (struct sockaddr *)&a, sizeof(a));
+        struct sockaddr_in from;
+        socklen_t flen = sizeof(from);
+        char buf[4];
+        recvfrom(srv, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
     } else if (!strcmp(mode, "unix")) {  // p1 = socket path
         int srv = socket(AF_UNIX, SOCK_STREAM, 0);
         struct sockaddr_un a = {.sun_family = AF_UNIX};

@@ -365,6 +365,17 @@ def test_udp_sendto_and_sendmsg_name_the_destination(cap: Capture, act: str) -> 
         assert e["args"]["fd.name"].endswith("->127.0.0.1:9")
 
 
+def test_udp_server_recvfrom_names_the_sender(cap: Capture, act: str) -> None:
+    _pid, events = run(cap, [act, "udpserver"])
+    port = one(events, "bind")["args"]["dport"]
+    send = one(events, "sendto")
+    cport = send["args"]["sport"]
+    assert send["args"]["fd.name"] == f"0.0.0.0:{cport}->127.0.0.1:{port}"  # unconnected: no fixed source ip
+    recv = one(events, "recvfrom")
+    assert recv["args"]["fd.name"] == f"127.0.0.1:{cport}->127.0.0.1:{port}" and recv["res"] == 1
+    assert recv["args"]["sport"] == cport and recv["args"]["dport"] == port
+
+
 def test_unix_socket_paths(cap: Capture, act: str, tmp_path: Path) -> None:
     path = str(tmp_path / "s.sock")
     _pid, events = run(cap, [act, "unix", path])

@@ -24,7 +24,7 @@ from processor import metrics
 from processor.offset_guard import GAP, REPLAY, OffsetGuard
 from processor.pipeline import process_batch
 from processor.rules_source import RulesHolder, local_rule_texts, watch_rules_topic
-from processor.state import HostState
+from processor.state import HostState, WriteBackStore
 from schemas.codec import DecodeError, decode_batch, encode_alert
 from settings.config import Config
 from settings.kafka_clients import faust_settings
@@ -60,7 +60,8 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
     users = app.Table("users", default=None, **table_opts)  # type: ignore[arg-type]
     containers = app.Table("containers", default=None, **table_opts)  # type: ignore[arg-type]
 
-    state = HostState(procs=procs, users=users, containers=containers,  # type: ignore[arg-type]
+    stores = [WriteBackStore(procs), WriteBackStore(users), WriteBackStore(containers)]  # type: ignore[arg-type]
+    state = HostState(procs=stores[0], users=stores[1], containers=stores[2],
                       max_procs_per_host=cfg.worker.proc_table_max_per_host,
                       purge_grace_ns=cfg.worker.proc_purge_grace_s * 10**9)
     holder = RulesHolder(cfg, local_rule_texts(rules_files))
@@ -109,9 +110,10 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
             log.warning("%s:%s:%s: event seq %s made the engine raise: %s", msg.topic, msg.partition, msg.offset,
                         failure.seq, failure.error)
             await dead_letter(msg, "engine", f"seq {failure.seq}: {failure.error}", orjson.dumps(failure.event))
+        changed = sum(store.flush() for store in stores)  # one changelog record per key changed by this record
         if futures:
             await asyncio.gather(*futures)  # alerts acknowledged before this record's offset can commit
-        if result.state_changes:
+        if changed:
             await app.producer.flush()  # changelog writes durable before this offset can commit
         metrics.ALERTS.inc(len(futures))
         metrics.EVENTS.inc(result.events)
@@ -150,6 +152,8 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
     async def on_revoked(_sender: Any, *_args: Any, **_kw: Any) -> None:
         await guard.flush()  # still a member of this generation: our progress on the revoked partitions commits
         guard.forget()
+        for store in stores:
+            store.forget()
         state.forget_counts()  # the next write recounts what the recovered tables hold
         processed.clear()
         metrics.CONSUMER_LAG.clear()

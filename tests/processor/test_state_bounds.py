@@ -52,3 +52,37 @@ def test_recount_after_a_rebalance_includes_recovered_hosts_and_their_exits() ->
     assert second.evicted == 1
     second.apply("moved", event(T0 + 10 * S, "procexit", 9, comm="x"))
     assert second.proc("moved", 2) is None and second.proc_counts["moved"] == 2
+
+
+class CountingTable(dict):  # type: ignore[type-arg]
+    """Stands for a Faust table: every write or delete would be one changelog record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records = 0
+
+    def __setitem__(self, key: str, value: object) -> None:
+        self.records += 1
+        super().__setitem__(key, value)
+
+    def pop(self, key: str, default: object = None) -> object:
+        self.records += 1
+        return super().pop(key, default)
+
+
+def test_write_back_store_writes_each_changed_process_once_per_record() -> None:
+    from processor.state import WriteBackStore
+
+    table = CountingTable()
+    store = WriteBackStore(table)
+    state = HostState(procs=store, users={}, containers={}, purge_grace_ns=0)
+    state.apply("h", snapshot(100))
+    state.apply("h", event(T0 + 1, "clone", 100, res=200, args={"child_pid": "200"}))
+    state.apply("h", event(T0 + 2, "execve", 200, comm="cat", proc=proc_info("/usr/bin/cat", ["cat", "x"])))
+    assert table.records == 0 and state.proc("h", 200)["exe"] == "cat"  # type: ignore[index]
+    assert store.flush() == 2 and table.records == 2  # pid 100 and pid 200, once each
+    state.apply("h", event(T0 + 3, "procexit", 200, comm="cat"))  # grace 0: purged at once
+    assert state.proc("h", 200) is None
+    assert store.flush() == 1 and "h|200" not in table and "h|100" in table
+    store.forget()
+    assert store.get("h|100") == table["h|100"]

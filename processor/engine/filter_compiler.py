@@ -328,17 +328,17 @@ class _Compiler:
         if fdef.source_keys and arg is None:
             keys = (key, *fdef.source_keys)
             self.keys.update(keys)
-            return self._loaded(key, _either_reader(key, fdef.source_keys, list_coercer(type_)), type_, "any")
+            return self._loaded(key, _either_reader(key, fdef.source_keys, _list_converter(type_)), type_, "any")
         self.keys.add(key)
         if fdef.any_ancestor and arg is None:
-            return self._loaded(key, _plain_reader(key, list_coercer(type_)), type_, "any")
+            return self._loaded(key, _plain_reader(key, _list_converter(type_)), type_, "any")
         if fdef.is_list and arg is None:
-            return self._loaded(key, _plain_reader(key, list_coercer(type_)), type_, "list")
+            return self._loaded(key, _plain_reader(key, _list_converter(type_)), type_, "list")
         if fdef.any_ancestor and fdef.arg_kind == "index" and ref.name in _ANCESTOR_KEYS and arg is not None:
             reader = _ancestor_reader(key, ref.name, int(arg), coercer(type_))
             return self._loaded(key, reader, type_, "scalar")
         if not self.inline_reads:
-            return self._loaded(key, _plain_reader(key, coercer(type_)), type_, "scalar")
+            return self._loaded(key, _plain_reader(key, _converter(type_)), type_, "scalar")
         return self._inline_loaded(key, type_)
 
     def _inline_loaded(self, key: str, type_: str) -> _Value:
@@ -349,7 +349,7 @@ class _Compiler:
             var = f"f{len(self.slots)}"
             self.slots[identity] = var
             self.consts[f"_k{var}"] = key
-            self.consts[f"_v{var}"] = coercer(type_)
+            self.consts[f"_v{var}"] = _converter(type_)
             self.consts[f"_t{var}"] = _PYTHON_TYPE.get(type_, _NoType)
         read = (f"({var} if ({var} := get(_k{var})).__class__ is _t{var} or {var} is None "
                 f"else ({var} := _v{var}({var})))")
@@ -647,6 +647,39 @@ def _is_int(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_MEMO_LIMIT = 4096  # distinct values remembered per converter before it starts over
+
+
+def _memoized(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Parsing an address is the one costly conversion, and the same few addresses recur (a node's peers,
+    its pods' networks): remember the result per text (or list of texts); other values are converted."""
+    cache: dict[Any, Any] = {}
+
+    def memo(value: Any) -> Any:
+        if value.__class__ is str:
+            key: Any = value
+        elif value.__class__ is list and all(v.__class__ is str for v in value):
+            key = tuple(value)
+        else:
+            return convert(value)
+        found = cache.get(key, _SENTINEL)
+        if found is _SENTINEL:
+            if len(cache) >= _MEMO_LIMIT:
+                cache.clear()
+            found = cache[key] = convert(value)
+        return found
+
+    return memo
+
+
+def _converter(type_: str) -> Callable[[Any], Any]:
+    return _memoized(coercer(type_)) if type_ in IP_TYPES else coercer(type_)
+
+
+def _list_converter(type_: str) -> Callable[[Any], Any]:
+    return _memoized(list_coercer(type_)) if type_ in IP_TYPES else list_coercer(type_)
 
 
 def _plain_reader(key: str, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:

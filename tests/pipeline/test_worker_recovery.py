@@ -12,8 +12,17 @@ from confluent_kafka import Consumer, TopicPartition
 
 from settings.config import Config
 from settings.kafka_clients import consumer_config
-from tests.pipeline.helpers import (alerts_consumer, batch, event, proc_info, produce_batches, read_alerts, spawn,
-                                    stop, write_config)
+from tests.pipeline.helpers import (
+    alerts_consumer,
+    batch,
+    event,
+    proc_info,
+    produce_batches,
+    read_alerts,
+    spawn,
+    stop,
+    write_config,
+)
 
 pytestmark = pytest.mark.kafka
 

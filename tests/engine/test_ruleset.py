@@ -122,6 +122,52 @@ def test_candidates_are_the_enabled_rules_of_the_type_in_order() -> None:
     assert ruleset.required_event_types() == {"execve", "execveat", "openat"}
 
 
+K8S_RULES = RULES + """
+- rule: k8s_exec
+  desc: d
+  condition: ka.verb = create and ka.target.subresource = exec
+  output: o
+  priority: NOTICE
+  source: k8s_audit
+- rule: k8s_any_delete
+  desc: d
+  condition: ka.verb = delete
+  output: o
+  priority: INFO
+  source: k8s_audit
+"""
+
+
+def test_each_source_has_its_own_rules() -> None:
+    engine, result = load(K8S_RULES, rule_matching="all")
+    assert result.successful, result.as_text()
+    audit = {"ka.verb": "create", "ka.target.subresource": "exec", "proc.name": "curl"}
+    assert _names(engine.process(audit, "k8s_audit")) == ["k8s_exec"]
+    assert _names(engine.process({"ka.verb": "delete"}, source="k8s_audit")) == ["k8s_any_delete"]
+    # the syscall rules never see audit events, nor the audit rules syscall events
+    assert _names(engine.process(audit)) == ["any_type_curl"]
+    assert engine.process(audit, "aws_cloudtrail") == []
+    assert engine.required_event_types() == {"execve", "execveat", "openat"}
+
+
+def test_rules_sharing_a_first_conjunct_are_tested_under_one_test() -> None:
+    from processor.engine.filter_compiler import compile_ruleset
+    from processor.engine.parser import parse_condition
+
+    conditions = ["proc.name = a and fd.name = x", "fd.name = y", "proc.name = a and fd.name startswith /",
+                  "proc.name = a"]
+    fused = compile_ruleset([parse_condition(c) for c in conditions], results=["r0", "r1", "r2", "r3"])
+    assert fused.source.count("== _c") == 3  # `proc.name = a` tested once for r0, r2 and r3
+    event = {"proc.name": "a", "fd.name": "y"}
+    assert fused.match(event) == ["r1", "r3"]  # rule order, though r1 is tested after r0, r2, r3's group
+    assert fused.match(event, True) == ["r1"]
+    assert fused.match({"fd.name": "/x"}) == []
+    first = compile_ruleset([parse_condition(c) for c in conditions], first=True)
+    assert first.match({"proc.name": "a", "fd.name": "/z"}) == [2]
+    assert first.match_all({"proc.name": "a", "fd.name": "/z"}) == [2, 3]
+    assert first.match_first({"proc.name": "b"}) == -1
+
+
 # -- fused against rule-by-rule over Falco's own rules ------------------------------------------------
 
 def _constants(rules: list[Any]) -> dict[str, list[str]]:

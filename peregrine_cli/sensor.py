@@ -75,7 +75,15 @@ def run(args: argparse.Namespace) -> int:
     except (JournalError, RecordingError) as exc:
         fail(str(exc))
     except Exception as exc:
-        if type(exc).__name__ == "CaptureError":  # sensor.capture's one-line reasons (no BTF, no tracefs, ...)
+        if _is_capture_error(exc):  # sensor.capture's one-line reasons (no BTF, no tracefs, ...)
             fail(str(exc))
         raise
     return 1
+
+
+def _is_capture_error(exc: Exception) -> bool:
+    try:
+        from sensor.capture import CaptureError
+    except ImportError:
+        return False
+    return isinstance(exc, CaptureError)

@@ -133,3 +133,10 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
                               cwd="/tmp", env=dict(env, PYTHONPATH=str(REPO_ROOT)), capture_output=True, text=True,
                               timeout=60)
         assert "run it as root" in proc.stderr and proc.returncode == 1, proc.stderr
+        # A capture that cannot start says why in one line (here: a bad ring buffer size).
+        proc = subprocess.run([sys.executable, "-m", "peregrine_cli.main", "sensor", "--no-kafka"], cwd=tmp_path,
+                              env=dict(env, PEREGRINE_SENSOR__RING_BUFFER_PAGES="1000"), capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines() == [
+            "peregrine: error: ring_buffer_pages=1000: must be a power of two (e.g. 1024)"]

@@ -30,6 +30,7 @@ from tests.sensor.test_recording import record
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 
 OUTAGE_S = 60.0
+META_TYPES = {"snapshot", "user", "group", "container"}
 WORKLOAD = """
 import os, sys, time
 d = sys.argv[1]
@@ -135,6 +136,8 @@ def test_broker_outage_loses_nothing(own_broker: LocalKafka, tmp_path: Path) -> 
         records = read_topic(cfg, cfg.kafka.topics.events, agent.n_evts, timeout_s=120)
         events = [e for e in assert_in_order_without_gaps(records) if e["type"] != "drop"]
         assert len(events) == agent.n_evts, "every captured event reached Kafka, once"
+        first_syscall = next(i for i, e in enumerate(events) if e["type"] not in META_TYPES)
+        assert any(e["type"] == "snapshot" for e in events[:first_syscall]), "the /proc snapshot comes first"
         prefix = str(workload_dir / "fault-")
         names = [e["args"]["name"] for e in events if e["type"] == "openat" and e["pid"] == workload.pid
                  and e["args"].get("name", "").startswith(prefix)]

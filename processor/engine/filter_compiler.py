@@ -45,6 +45,7 @@ from processor.engine.operators import (
     comparable_error,
     convert_constant,
     dynamic_predicate,
+    glob_regex,
     list_coercer,
     modifier_predicate,
     parse_number,
@@ -550,6 +551,15 @@ class _Compiler:
             return f"({load} is not None and {var}.startswith({self.const(rhs)}))"
         if op == "endswith":
             return f"({load} is not None and {var}.endswith({self.const(rhs)}))"
+        if lhs.type in STRING_TYPES and op in ("glob", "iglob", "regex", "icontains"):
+            # a compiled pattern's own method, called from the generated code (no predicate in between)
+            if op == "icontains":
+                return f"({load} is not None and {self.const(rhs.lower())} in {var}.lower())"
+            try:
+                pattern = glob_regex(rhs, casefold=op == "iglob") if op != "regex" else re.compile(rhs, re.DOTALL)
+            except re.error:
+                return None  # the predicate reports it
+            return f"({load} is not None and {self.const(pattern.fullmatch, '_g')}({var}) is not None)"
         return None
 
     def predicate_call(self, lhs: _Value, pred: Callable[[Any], bool], op: str) -> str:

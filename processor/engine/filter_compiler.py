@@ -337,23 +337,29 @@ class _Compiler:
             return self._loaded(key, _plain_reader(key, _list_converter(type_)), type_, "list")
         if fdef.any_ancestor and fdef.arg_kind == "index" and ref.name in _ANCESTOR_KEYS and arg is not None:
             reader = _ancestor_reader(key, ref.name, int(arg), coercer(type_))
+            if self.inline_reads:  # the event's own `proc.aname[N]` read inline, the fallbacks by the reader
+                return self._inline_loaded(key, type_, fallback=reader)
             return self._loaded(key, reader, type_, "scalar")
         if not self.inline_reads:
             return self._loaded(key, _plain_reader(key, _converter(type_)), type_, "scalar")
         return self._inline_loaded(key, type_)
 
-    def _inline_loaded(self, key: str, type_: str) -> _Value:
-        """A plain field read inline: `get(key)`, converted only when not already the field's Python type."""
+    def _inline_loaded(self, key: str, type_: str, fallback: Callable[[Any], Any] | None = None) -> _Value:
+        """A plain field read inline: `get(key)`, converted only when not already the field's Python type.
+        With a `fallback` reader, any other value (None included) is left to `fallback(get, value)`."""
         identity = f"inline:{type_}:{key}"
         var = self.slots.get(identity)
         if var is None:
             var = f"f{len(self.slots)}"
             self.slots[identity] = var
             self.consts[f"_k{var}"] = key
-            self.consts[f"_v{var}"] = _converter(type_)
+            self.consts[f"_v{var}"] = fallback if fallback is not None else _converter(type_)
             self.consts[f"_t{var}"] = _PYTHON_TYPE.get(type_, _NoType)
-        read = (f"({var} if ({var} := get(_k{var})).__class__ is _t{var} or {var} is None "
-                f"else ({var} := _v{var}({var})))")
+        if fallback is not None:
+            read = f"({var} if ({var} := get(_k{var})).__class__ is _t{var} else ({var} := _v{var}(get, {var})))"
+        else:
+            read = (f"({var} if ({var} := get(_k{var})).__class__ is _t{var} or {var} is None "
+                    f"else ({var} := _v{var}({var})))")
         code = f"({var} if {var} is not _U else {read})"
         return _Value(code, type_, "scalar", var)
 
@@ -716,8 +722,10 @@ def _ancestor_reader(key: str, name: str, level: int, convert: Callable[[Any], A
     """proc.aname[N]: its own key, else proc.name (N=0), proc.pname (N=1) or the ancestors list."""
     self_key, parent_key = _ANCESTOR_KEYS[name]
 
-    def read(get: Any) -> Any:
-        v = get(key)
+    def read(get: Any, v: Any = _SENTINEL) -> Any:
+        """`v` is the value of `key` when the caller has read it already."""
+        if v is _SENTINEL:
+            v = get(key)
         if v is None:
             if level == 0:
                 v = get(self_key)

@@ -123,9 +123,11 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
 
     @app.agent(events_topic, concurrency=1)
     async def process_events(stream: faust.StreamT) -> Any:
-        # The rules in force are the published ones: read the rules topic to its end before the first event.
-        await asyncio.get_running_loop().run_in_executor(None, holder.caught_up.wait, 60.0)
         async for event in stream.events():
+            if not holder.caught_up.is_set():
+                # The rules in force are the published ones: the rules topic is read to its end before the first
+                # event. (Waiting here, not before iterating: Faust's start-up waits for the agent's stream.)
+                await asyncio.get_running_loop().run_in_executor(None, holder.caught_up.wait, 60.0)
             msg = event.message
             verdict = await guard.admit(msg.tp, msg.offset)
             if verdict == REPLAY:
@@ -142,9 +144,10 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
     async def commit_processed() -> None:
         await guard.flush()
 
+    watch_rules_topic(holder, stop)  # a thread of its own, from now: the rules are read before records flow
+
     @app.task
     async def start_side_services() -> None:
-        watch_rules_topic(holder, stop)
         if cfg.worker.metrics_port:
             await _serve_http(cfg.worker.metrics_port, holder, state)
 

@@ -171,6 +171,8 @@ class Shipper:
     def pump(self) -> None:
         """Serve delivery reports, then move journaled batches to the producer while it has room."""
         self.publisher.poll(0)
+        if self.publisher.stalled():
+            self.restart_producer()
         while not self.journal.empty:
             entry = self.journal.next_unsent()
             if entry is None:
@@ -180,6 +182,16 @@ class Shipper:
                 break
         self.journal.maybe_sync()
         self.metrics.journal_bytes.set(self.journal.pending_bytes)
+
+    def restart_producer(self) -> None:
+        """A stuck producer is replaced; its records go back to the journal in order and are sent again."""
+        held = self.publisher.restart()
+        log.warning("Kafka acknowledged nothing of %d records in flight although a broker is up: producer "
+                    "restarted, records sent again from the journal (duplicates possible, same batch_seq)", len(held))
+        direct = [item.batch for item in held if item.entry is None]
+        if direct:
+            self.journal.prepend(direct)
+        self.journal.rewind()
 
     @property
     def idle(self) -> bool:

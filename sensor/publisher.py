@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.codec import SCHEMA_HEADER, event_batch_fingerprint
@@ -91,18 +92,24 @@ class Publisher:
             "error_cb": self._on_error,
             "client.id": f"peregrine-sensor-{hostname}",
             "logger": kafka_log,
+            "statistics.interval.ms": 5000,  # broker states, for the stall watchdog
+            "stats_cb": self._on_stats,
         })
         if not conf.get("enable.idempotence"):
             conf["max.in.flight.requests.per.connection"] = 1  # retries must not reorder without idempotence
         conf.update(extra)
+        self._conf = conf
         self.producer = Producer(conf)
         self.inflight: dict[int, InFlight] = {}  # by batch_seq, in send order
         self.inflight_bytes = 0
         self.delivered_records = 0
         self.delivered_events = 0
         self.failed_records = 0
+        self.restarts = 0
         self.broker_up = True
         self._returned: list[InFlight] | None = None
+        self._last_progress = time.monotonic()
+        self._brokers_up_since: float | None = None
 
     # -- sending -------------------------------------------------------------------------------------------
     def has_room(self, n_bytes: int = 0) -> bool:
@@ -121,6 +128,8 @@ class Publisher:
                                   on_delivery=partial(self._on_delivery, item))
         except BufferError:
             return False
+        if not self.inflight:
+            self._last_progress = time.monotonic()
         self.inflight[batch.batch_seq] = item
         self.inflight_bytes += len(batch.payload)
         return True
@@ -157,8 +166,40 @@ class Publisher:
         self.inflight_bytes = 0
         return sorted(returned, key=lambda item: item.batch.batch_seq)
 
+    def stalled(self, after_s: float = 30.0, outage_s: float = 600.0) -> bool:
+        """Records wait with no delivery report for `after_s` although a broker is up (or for `outage_s` in any
+        case): the producer is stuck (seen once after a broker restart: the idempotent producer never resent)."""
+        if not self.inflight:
+            return False
+        now = time.monotonic()
+        if now - self._last_progress >= outage_s:
+            return True
+        up = self._brokers_up_since
+        return up is not None and now - max(up, self._last_progress) >= after_s
+
+    def restart(self) -> list[InFlight]:
+        """Replace a stuck producer: what it held is returned (oldest first) to be sent again by a new one."""
+        returned = self.abandon()
+        self.producer = Producer(self._conf)
+        self.restarts += 1
+        self._last_progress = time.monotonic()
+        self._brokers_up_since = None
+        return returned
+
     # -- reports -------------------------------------------------------------------------------------------
+    def _on_stats(self, stats_json: str) -> None:
+        try:
+            brokers = orjson.loads(stats_json).get("brokers", {})
+        except ValueError:
+            return
+        up = any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in brokers.values())
+        if not up:
+            self._brokers_up_since = None
+        elif self._brokers_up_since is None:
+            self._brokers_up_since = time.monotonic()
+
     def _on_delivery(self, item: InFlight, err: KafkaError | None, msg: Message) -> None:
+        self._last_progress = time.monotonic()
         if self.inflight.pop(item.batch.batch_seq, None) is not None:
             self.inflight_bytes -= len(item.batch.payload)
         if err is None:

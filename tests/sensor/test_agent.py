@@ -6,12 +6,17 @@ import copy
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from sensor.agent import Agent, AgentOptions, ReplaySource
+from sensor.agent import Agent, AgentOptions, ReplaySource, Shipper
+from sensor.batcher import Batcher, BatchLimits, SeqStore
+from sensor.journal import Journal
+from sensor.metrics import SensorMetrics
+from sensor.publisher import Publisher
 from settings.config import Config
 from tests.conftest import REPO_ROOT, free_port
 from tests.sensor.test_batcher import make_event
@@ -140,3 +145,26 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         assert proc.returncode == 1
         assert proc.stderr.strip().splitlines() == [
             "peregrine: error: ring_buffer_pages=1000: must be a power of two (e.g. 1024)"]
+
+
+def test_a_stuck_producer_is_replaced_and_nothing_is_lost(kafka_config: Config, tmp_path: Path) -> None:
+    metrics = SensorMetrics()
+    away = copy.deepcopy(kafka_config.kafka)
+    away.bootstrap_servers = f"127.0.0.1:{free_port()}"
+    publisher = Publisher(away, "host-s", metrics, max_inflight_records=3)
+    journal = Journal(tmp_path / "journal", 1 << 20)
+    shipper = Shipper(publisher, journal, metrics)
+    batcher = Batcher("host-s", "host-s/boot", BatchLimits(100, 100_000, 100), SeqStore(tmp_path / "seq.json"))
+    for batch in batcher.add([make_event(i) for i in range(800)]):
+        shipper.submit(batch)
+    assert len(publisher.inflight) == 3 and not journal.empty, "3 held by the producer, 5 journaled"
+
+    publisher._conf["bootstrap.servers"] = kafka_config.kafka.bootstrap_servers  # what the new producer will reach
+    shipper.restart_producer()
+    assert publisher.restarts == 1 and not publisher.inflight
+    deadline = time.monotonic() + 60
+    while not shipper.idle and time.monotonic() < deadline:
+        shipper.pump()
+        publisher.poll(0.1)
+    records = read_topic(kafka_config, kafka_config.kafka.topics.events, 800)
+    assert_complete_and_ordered(records, list(range(800)))

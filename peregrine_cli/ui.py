@@ -11,14 +11,12 @@ from peregrine_cli.common import config_from_args, fail
 
 
 def register(subparsers: Any) -> None:
-    from outputs.ui.server import DEFAULT_PORT
-
     p = subparsers.add_parser("ui", help="web UI: dashboard, event explorer, export (own consumer of the alerts topic)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
-    p.add_argument("--listen", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port (default ui.port of peregrine.yaml, 2802)")
+    p.add_argument("--listen", help="bind address (default ui.listen, 127.0.0.1)")
     p.add_argument("--db", help="SQLite store (default <state_dir>/ui/alerts.db)")
-    p.add_argument("--retention-days", type=float, default=7.0, help="drop alerts older than this (default 7)")
-    p.add_argument("--max-alerts", type=int, default=5_000_000, help="keep at most this many alerts (default 5,000,000)")
+    p.add_argument("--retention-days", type=float, help="drop alerts older than this (default ui.retention_days, 7)")
+    p.add_argument("--max-alerts", type=int, help="keep at most this many alerts (default ui.max_alerts, 5,000,000)")
     p.add_argument("--reset-token", action="store_true", help="generate a new access token (the old one stops working)")
     p.set_defaults(func=run)
 
@@ -28,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
     from outputs.ui.store import Retention
 
     cfg = config_from_args(args)
+    for key in ("port", "listen", "retention_days", "max_alerts"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(cfg.ui, key))
     if args.retention_days <= 0 or args.max_alerts <= 0:
         fail("--retention-days and --max-alerts must be positive")
     stop = threading.Event()

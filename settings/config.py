@@ -77,6 +77,14 @@ class WorkerConfig:
 
 
 @dataclass
+class UiConfig:
+    port: int = 2802
+    listen: str = "127.0.0.1"
+    retention_days: float = 7.0
+    max_alerts: int = 5_000_000
+
+
+@dataclass
 class AppendOutput:
     match: dict[str, Any] = field(default_factory=dict)
     extra_output: str = ""
@@ -98,6 +106,7 @@ class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     sensor: SensorConfig = field(default_factory=SensorConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
     outputs_config: str = ""
 
     @property

@@ -61,14 +61,14 @@ def test_cat_etc_shadow_alerts_through_sensor_kafka_worker(kafka_config: Config,
 
 
 def test_peregrine_up_prints_alert_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    """README's main command: `peregrine up` with its own broker; Ctrl-C (SIGINT) stops all it started."""
+    """README's main command: `peregrine up` with its own broker and the UI; Ctrl-C (SIGINT) stops all it started."""
     cfg = Config(state_dir=str(tmp_path / "state"))
     cfg.kafka.port, cfg.kafka.controller_port = free_port(), free_port()
     cfg.kafka.bootstrap_servers = f"127.0.0.1:{cfg.kafka.port}"
-    cfg.worker.metrics_port, cfg.sensor.metrics_port = free_port(), free_port()
+    cfg.worker.metrics_port, cfg.sensor.metrics_port, cfg.ui.port = free_port(), free_port(), free_port()
     conf = write_config(cfg, tmp_path / "peregrine.yaml")
     out = open(tmp_path / "up.out", "wb")  # noqa: SIM115
-    up = subprocess.Popen([sys.executable, "-m", "peregrine_cli.main", "-c", str(conf), "up", "--no-ui"], cwd=REPO,
+    up = subprocess.Popen([sys.executable, "-m", "peregrine_cli.main", "-c", str(conf), "up"], cwd=REPO,
                           stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         deadline = time.monotonic() + 180
@@ -81,6 +81,7 @@ def test_peregrine_up_prints_alert_and_ctrl_c_stops_everything(tmp_path: Path) -
             if RULE.split()[0] in text and "/etc/shadow" in text and "Warning" in text:
                 break
         assert "/etc/shadow" in text and "cat" in text, text[-3000:]
+        assert f"http://127.0.0.1:{cfg.ui.port}/" in text and "access token" in text  # the UI, with its credentials
         pid_file = tmp_path / "state" / "kafka" / "kafka.pid"
         broker_pid = int(pid_file.read_text())
         up.send_signal(signal.SIGINT)

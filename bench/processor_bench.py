@@ -306,7 +306,7 @@ def two_processes(records: list[tuple[str, bytes]]) -> None:
 
 # -- end to end through Kafka and Faust -----------------------------------------------------------------------
 
-def end_to_end(records: list[tuple[str, bytes]]) -> None:
+def end_to_end(records: list[tuple[str, bytes]], profile: bool = False) -> None:
     import dataclasses
     import shutil
     import signal
@@ -338,7 +338,7 @@ def end_to_end(records: list[tuple[str, bytes]]) -> None:
     total = sum(1 for _ in records)
     n_events = run_decode_only(records)
     try:
-        def run(label: str, workers: int, extra: list[str]) -> float:
+        def run(label: str, workers: int, extra: list[str], prof: Path | None = None) -> float:
             run_cfg = dataclasses.replace(cfg, worker=dataclasses.replace(cfg.worker, app_id=f"bench-{label}"))
             t = run_cfg.kafka.topics = dataclasses.replace(cfg.kafka.topics)
             t.events, t.alerts, t.events_dlq = f"ev-{label}", f"al-{label}", f"dlq-{label}"
@@ -355,8 +355,9 @@ def end_to_end(records: list[tuple[str, bytes]]) -> None:
             procs = []
             for i, mport in enumerate(ports):
                 log = open(tmp / f"{label}-{i}.log", "ab")  # noqa: SIM115
+                py = [sys.executable, "-m", "cProfile", "-o", str(prof)] if prof else [sys.executable]
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "peregrine_cli.main", "-c", str(conf), "worker", "--rules", *rules,
+                    [*py, "-m", "peregrine_cli.main", "-c", str(conf), "worker", "--rules", *rules,
                      "--metrics-port", str(mport), *extra], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True))
             samples: list[tuple[float, float]] = []
@@ -391,6 +392,12 @@ def end_to_end(records: list[tuple[str, bytes]]) -> None:
                   f"({n_b - n_a:,.0f} events in {t_b - t_a:.1f}s)")
             return rate
 
+        if profile:
+            kept = Path(tempfile.gettempdir()) / "peregrine-worker.prof"
+            run("profiled", 1, [], prof=kept)
+            pstats.Stats(str(kept)).sort_stats("tottime").print_stats(30)
+            print(f"profile kept in {kept}")
+            return
         base = run("decode-only", 1, ["--decode-only"])
         one = run("one", 1, [])
         two = run("two", 2, [])
@@ -421,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="cProfile the in-process pipeline")
     ap.add_argument("--two", action="store_true", help="also run the two-process in-process split")
     ap.add_argument("--e2e", action="store_true", help="also run real Faust workers through a local Kafka broker")
+    ap.add_argument("--profile-worker", action="store_true", help="cProfile one real worker draining the records")
     args = ap.parse_args(argv)
     print(f"machine  : {machine()}")
     t = time.perf_counter()
@@ -433,8 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     in_process(records, engine, args.profile)
     if args.two:
         two_processes(records)
-    if args.e2e:
-        end_to_end(records)
+    if args.e2e or args.profile_worker:
+        end_to_end(records, args.profile_worker)
     return 0
 
 

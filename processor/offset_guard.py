@@ -12,7 +12,9 @@ So the events topic is declared with `acks=False` (Faust never commits it) and t
   * on a record above it (a gap: something was skipped) fetches the missing records itself, with a plain
     client assigned to that partition, so the caller processes them first, in order. (Seeking Faust's consumer
     back does not work: its fetch loop drops records below the last offset it handed out, `_read_offset`.)
-  * commits `next offset` only for records fully processed (alerts and changelog acknowledged), once a second.
+  * commits `next offset` only for records whose effects are acknowledged (`done`, after the worker's producer
+    flush covering their alerts and changelog writes), once a second. Processing runs ahead of acknowledgement
+    (`processed`), so the worker never waits for the broker between records.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class OffsetGuard:
     committed: Callable[[Any], Awaitable[int]]  # the group's committed offset (or the start) for a partition
     fetch: Callable[[Any, int, int], Awaitable[list[Any]]]  # records [start, end) of a partition, read directly
     commit: Callable[[dict[Any, int]], Awaitable[bool]]
-    next_offset: dict[Any, int] = field(default_factory=dict)
+    next_offset: dict[Any, int] = field(default_factory=dict)  # next offset to process
+    committable: dict[Any, int] = field(default_factory=dict)  # next offset whose predecessors are acknowledged
     dirty: set[Any] = field(default_factory=set)
     gaps: int = 0
     replays: int = 0
@@ -41,6 +44,7 @@ class OffsetGuard:
     def forget(self) -> None:
         """On revocation: whatever we own next starts again from its committed offset."""
         self.next_offset.clear()
+        self.committable.clear()
         self.dirty.clear()
 
     async def admit(self, tp: Any, offset: int) -> str:
@@ -61,15 +65,20 @@ class OffsetGuard:
         """After GAP: the skipped records, [next offset, offset), to process (in order) before this one."""
         return await self.fetch(tp, self.next_offset[tp], offset)
 
+    def processed(self, tp: Any, offset: int) -> None:
+        """The record at `offset` went through state and rules; its sends may still be in flight."""
+        self.next_offset[tp] = offset + 1
+
     def done(self, tp: Any, offset: int) -> None:
         """The record at `offset` is fully processed: its alerts and state changes are acknowledged."""
-        self.next_offset[tp] = offset + 1
-        self.dirty.add(tp)
+        if tp in self.next_offset:  # not revoked meanwhile
+            self.committable[tp] = offset + 1
+            self.dirty.add(tp)
 
     async def flush(self) -> None:
         if not self.dirty:
             return
-        offsets = {tp: self.next_offset[tp] for tp in self.dirty if tp in self.next_offset}
+        offsets = {tp: self.committable[tp] for tp in self.dirty if tp in self.committable}
         self.dirty.clear()
         try:
             ok = await self.commit(offsets)
@@ -80,6 +89,6 @@ class OffsetGuard:
             ok = False
         if not ok:
             log.warning("commit of %s refused (rebalancing?); retried next time", offsets)
-            self.dirty.update(tp for tp in offsets if tp in self.next_offset)
+            self.dirty.update(tp for tp in offsets if tp in self.committable)
         else:
             log.info("committed %s", {f"{tp.topic}:{tp.partition}": o for tp, o in offsets.items()})

@@ -33,20 +33,25 @@ def guard_with(committed: int) -> tuple[OffsetGuard, list[tuple[str, Any]]]:
     return OffsetGuard(get_committed, fetch, commit), calls
 
 
+def finish(guard: OffsetGuard, tp: TP, offset: int) -> None:
+    guard.processed(tp, offset)
+    guard.done(tp, offset)
+
+
 def test_skipped_records_are_reread_before_anything_past_them_commits() -> None:
     tp = TP("events", 3)
 
     async def scenario() -> list[tuple[str, Any]]:
         guard, calls = guard_with(committed=10)
         assert await guard.admit(tp, 10) == ACCEPT
-        guard.done(tp, 10)
+        finish(guard, tp, 10)
         await guard.flush()
         # Faust hands us 13: 11 and 12 were skipped (acked unprocessed around a rebalance).
         assert await guard.admit(tp, 13) == GAP
         await guard.flush()  # nothing new is processed yet: nothing past 11 commits
         for offset in await guard.missing(tp, 13):
-            guard.done(tp, offset)
-        guard.done(tp, 13)
+            finish(guard, tp, offset)
+        finish(guard, tp, 13)
         assert await guard.admit(tp, 12) == REPLAY  # Faust re-delivering later changes nothing
         assert await guard.admit(tp, 14) == ACCEPT
         await guard.flush()
@@ -63,7 +68,7 @@ def test_after_a_revocation_the_next_record_starts_from_the_groups_committed_off
     async def scenario() -> list[tuple[str, Any]]:
         guard, calls = guard_with(committed=5)
         assert await guard.admit(tp, 5) == ACCEPT
-        guard.done(tp, 5)
+        finish(guard, tp, 5)
         guard.forget()
         assert await guard.admit(tp, 5) == ACCEPT  # re-asked: the committed offset is still 5
         await guard.flush()  # nothing done since the revocation: nothing to commit
@@ -71,3 +76,21 @@ def test_after_a_revocation_the_next_record_starts_from_the_groups_committed_off
 
     calls = asyncio.run(scenario())
     assert [c[0] for c in calls] == ["committed", "committed"]
+
+
+def test_processed_but_unacknowledged_records_do_not_commit() -> None:
+    tp = TP("events", 1)
+
+    async def scenario() -> list[tuple[str, Any]]:
+        guard, calls = guard_with(committed=0)
+        for offset in range(3):
+            assert await guard.admit(tp, offset) == ACCEPT
+            guard.processed(tp, offset)
+        await guard.flush()  # in flight: nothing to commit
+        guard.done(tp, 0)
+        guard.done(tp, 1)
+        await guard.flush()
+        return calls
+
+    calls = asyncio.run(scenario())
+    assert [c[1] for c in calls if c[0] == "commit"] == [{tp: 2}]

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from processor.engine import ast
+from processor.engine import ast, warning_resolver
 from processor.engine.collector import (
     SYSCALL_SOURCE,
     Collector,
@@ -331,7 +331,6 @@ class Compiler:
             condition, exception_fields = build_exceptions(r.cond, r.exceptions)
             text, tree = self._parse_condition(condition, lists, list_used, cond_ctx)
             tree = self._resolve(tree, macros, lambda _name: True, text, r.ctx, macro_used)
-            self._condition_warnings(tree, result, r.ctx, cond_ctx)
 
             extras = [a for a in config.append_output if a.matches(r.name, r.source, r.tags)]
             fmt_text = r.output
@@ -351,6 +350,7 @@ class Compiler:
                     result.add_warning(WarningCode.LOAD_DEPRECATED_ITEM, DEPRECATED_FIELDS[name],
                                        r.output_ctx or r.ctx, detail=f"field '{name}'")
 
+            self._resolver_warnings(tree, result, cond_ctx)
             compiled_text = ast.as_string(tree)
             key = (r.source, compiled_text)
             flt = self._filter_cache.get(key)
@@ -364,6 +364,7 @@ class Compiler:
                         continue
                     raise RuleLoadError(ErrorCode.LOAD_ERR_COMPILE_CONDITION, msg, cond_ctx) from None
                 self._filter_cache[key] = flt
+            self._compiler_warnings(tree, result, cond_ctx, r.source)
 
             evttypes: frozenset[str] | None = None
             if r.source == SYSCALL_SOURCE and support.event_types is not None:
@@ -381,13 +382,22 @@ class Compiler:
             ))
         return out
 
-    def _condition_warnings(self, tree: ast.Node, result: FileResult, rule_ctx: Context, cond_ctx: Context) -> None:
-        """Deprecated fields and constants that look like fields (libsinsp compiler warnings)."""
+    def _resolver_warnings(self, tree: ast.Node, result: FileResult, cond_ctx: Context) -> None:
+        """filter_warning_resolver: one <NA> warning and one per distinct deprecated field per rule.
+
+        Falco passes an empty message for LOAD_UNSAFE_NA_CHECK: the code's description explains it.
+        """
+        findings = warning_resolver.resolve(tree, DEPRECATED_FIELDS)
+        if findings.unsafe_na_check:
+            result.add_warning(WarningCode.LOAD_UNSAFE_NA_CHECK, "", cond_ctx)
+        for name in findings.deprecated_fields:
+            result.add_warning(WarningCode.LOAD_DEPRECATED_ITEM, DEPRECATED_FIELDS[name], cond_ctx,
+                               detail=f"field '{name}'")
+
+    def _compiler_warnings(self, tree: ast.Node, result: FileResult, cond_ctx: Context, source: str) -> None:
+        """Constants that look like fields or transformers (libsinsp compiler warnings)."""
         for node in ast.walk(tree):
-            if isinstance(node, ast.FieldRef) and node.name in DEPRECATED_FIELDS:
-                result.add_warning(WarningCode.LOAD_DEPRECATED_ITEM, DEPRECATED_FIELDS[node.name], cond_ctx,
-                                   detail=f"field '{node.name}'")
-            elif isinstance(node, ast.Check) and node.value is not None:
+            if isinstance(node, ast.Check) and node.value is not None:
                 values = node.value.items if isinstance(node.value, ast.ListValue) else [node.value]
                 for value in values:
                     if not isinstance(value, ast.StrValue):
@@ -397,13 +407,13 @@ class Compiler:
                         result.add_warning(WarningCode.LOAD_COMPILE_CONDITION,
                                            f"'{value.text}' may be a valid field transformer misused as a "
                                            "const string value", cond_ctx)
-                    elif _FIELD_LIKE.fullmatch(text) and self._is_field(text):
+                    elif _FIELD_LIKE.fullmatch(text) and self._is_field(text, source):
                         result.add_warning(WarningCode.LOAD_COMPILE_CONDITION,
                                            f"'{value.text}' may be a valid field misused as a const string value",
                                            cond_ctx)
 
-    def _is_field(self, text: str) -> bool:
-        support = self.sources.get(SYSCALL_SOURCE)
+    def _is_field(self, text: str, source: str) -> bool:
+        support = self.sources.get(source)
         return bool(support and support.field_defined(text))
 
 

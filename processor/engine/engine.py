@@ -194,6 +194,8 @@ class RulesEngine:
         ruleset = Ruleset(self._compiled.rules, self.config.rule_matching)
         for sel in self.config.rules:
             ruleset.select(sel.enable, rule=sel.rule, tag=sel.tag)
+        # fuse every event type's rules now: the first event of a type would otherwise pay ~25 ms
+        ruleset.compile_all()
         self._activate(ruleset)
         self._fill_counts(result)
         return result

@@ -271,10 +271,29 @@ class FileResult:
     content: str = ""
     errors: list[LoadMessage] = field(default_factory=list)
     warnings: list[LoadMessage] = field(default_factory=list)
+    schema_warnings: list[str] = field(default_factory=list)
+    """Falco's rule-schema check per YAML document: "ok" or "failed for <context>: ..." lines; empty when
+    the check did not run (content that is not YAML)."""
 
     @property
     def successful(self) -> bool:
         return not self.errors
+
+    @property
+    def schema_validation(self) -> str:
+        """`ok`, `none` (not checked) or the first `failed for ...` line, as Falco logs it."""
+        failed = [w for w in self.schema_warnings if w != "ok"]
+        if failed:
+            return failed[0]
+        return "ok" if self.schema_warnings else "none"
+
+    @property
+    def schema_valid(self) -> bool:
+        return self.schema_validation == "ok"
+
+    def schema_line(self) -> str:
+        """Falco's `<file> | schema validation: <status>` log line."""
+        return f"   {self.name} | schema validation: {self.schema_validation}"
 
     @property
     def has_warnings(self) -> bool:
@@ -310,16 +329,23 @@ class FileResult:
             out += f"\n{len(self.errors)} Errors:\n" + "".join(e.as_text(contents) for e in self.errors)
         if self.warnings:
             out += f"\n{len(self.warnings)} Warnings:\n" + "".join(w.as_text(contents) for w in self.warnings)
+        if self.schema_warnings and not self.schema_valid:
+            # Falco logs this line at WARNING level when the check fails (at INFO when it passes)
+            out += ("" if out.endswith("\n") else "\n") + self.schema_line() + "\n"
         return out
 
     def as_json(self, contents: dict[str, str] | None = None) -> dict[str, Any]:
         contents = contents if contents is not None else {self.name: self.content}
-        return {
+        doc: dict[str, Any] = {
             "errors": [e.as_json(contents) for e in self.errors],
             "name": self.name,
             "successful": self.successful,
             "warnings": [w.as_json(contents) for w in self.warnings],
         }
+        if self.schema_warnings:
+            doc["schema_valid"] = self.schema_valid
+            doc["schema_warnings"] = [w for w in self.schema_warnings if w != "ok"]
+        return doc
 
 
 @dataclass

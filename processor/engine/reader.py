@@ -29,6 +29,7 @@ from processor.engine.collector import (
 )
 from processor.engine.load_result import Context, ErrorCode, FileResult, RuleLoadError, WarningCode
 from processor.engine.priority import parse_priority
+from processor.engine.rule_schema import validate_documents
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -264,6 +265,7 @@ class Reader:
         except yaml.YAMLError as exc:
             result.add_error(ErrorCode.LOAD_ERR_YAML_PARSE, str(exc), ctx)
             return False
+        result.schema_warnings = validate_documents(docs)
         for doc in docs:
             if doc is None or _is_null(doc):
                 continue

@@ -313,15 +313,17 @@ def end_to_end(records: list[tuple[str, bytes]], profile: bool = False) -> None:
     import socket
     import subprocess
     import tempfile
+    import threading
 
     import httpx
     import yaml
     from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
 
     from deploy.local_kafka import LocalKafka
     from schemas.codec import event_batch_fingerprint
     from settings.config import Config, KafkaConfig
-    from settings.kafka_clients import producer_config
+    from settings.kafka_clients import admin_config, producer_config
 
     def free_port() -> int:
         with socket.socket() as s:
@@ -343,12 +345,6 @@ def end_to_end(records: list[tuple[str, bytes]], profile: bool = False) -> None:
             t = run_cfg.kafka.topics = dataclasses.replace(cfg.kafka.topics)
             t.events, t.alerts, t.events_dlq = f"ev-{label}", f"al-{label}", f"dlq-{label}"
             LocalKafka(run_cfg).create_topics()
-            producer = Producer(producer_config(run_cfg.kafka, **{"linger.ms": 50}))
-            for host, data in records:
-                producer.produce(t.events, key=host.encode(), value=data,
-                                 headers=[("peregrine.schema", event_batch_fingerprint().encode())])
-                producer.poll(0)
-            assert producer.flush(60) == 0
             conf = tmp / f"{label}.yaml"
             conf.write_text(yaml.safe_dump(dataclasses.asdict(run_cfg), sort_keys=False))
             ports = [free_port() for _ in range(workers)]
@@ -360,6 +356,33 @@ def end_to_end(records: list[tuple[str, bytes]], profile: bool = False) -> None:
                     [*py, "-m", "peregrine_cli.main", "-c", str(conf), "worker", "--rules", *rules,
                      "--metrics-port", str(mport), *extra], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True))
+            # Records are produced once every worker holds partitions: a rebalance is not throughput.
+            admin = AdminClient(admin_config(run_cfg.kafka))
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    desc = admin.describe_consumer_groups([run_cfg.worker.app_id])[run_cfg.worker.app_id].result(5)
+                    assigned = [m for m in desc.members if any(
+                        tp.topic == t.events for tp in m.assignment.topic_partitions)]
+                    if len(desc.members) == workers and len(assigned) == workers and str(desc.state).endswith(
+                            "STABLE"):
+                        break
+                except Exception:
+                    pass
+                time.sleep(0.5)
+            else:
+                raise SystemExit(f"{label}: workers did not join; logs in {tmp}")
+            time.sleep(2)
+
+            def produce() -> None:
+                producer = Producer(producer_config(run_cfg.kafka, **{"linger.ms": 50}))
+                for host, data in records:
+                    producer.produce(t.events, key=host.encode(), value=data,
+                                     headers=[("peregrine.schema", event_batch_fingerprint().encode())])
+                    producer.poll(0)
+                assert producer.flush(60) == 0
+
+            threading.Thread(target=produce, daemon=True).start()
             samples: list[tuple[float, float]] = []
             deadline = time.monotonic() + 900
             try:

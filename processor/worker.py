@@ -32,6 +32,11 @@ from settings.kafka_clients import faust_settings
 log = logging.getLogger("peregrine.worker")
 
 
+# A worker killed without leaving the group keeps its partitions until its session expires (Faust's default is
+# 60 s of no alerts for those hosts). Heartbeats run in the consumer's own thread, so a busy batch cannot miss one.
+FAILOVER = {"broker_session_timeout": 15.0, "broker_heartbeat_interval": 3.0}
+
+
 def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) -> faust.App:
     """The worker app. `decode_only` decodes each record and discards it: the throughput baseline."""
     k = cfg.kafka
@@ -47,7 +52,7 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         broker_commit_interval=1.0,
         stream_buffer_maxsize=256,
         producer_linger=0.005,
-        **faust_settings(k),
+        **{**FAILOVER, **faust_settings(k)},
     )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     # acks=False: Faust never commits the events topic; the OffsetGuard does (see processor/offset_guard.py).

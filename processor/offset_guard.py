@@ -40,6 +40,12 @@ class OffsetGuard:
     dirty: set[Any] = field(default_factory=set)
     gaps: int = 0
     replays: int = 0
+    frozen: bool = False
+
+    def freeze(self) -> None:
+        """A send failed: nothing may commit any more (a later offset would cover the lost record)."""
+        self.frozen = True
+        self.dirty.clear()
 
     def forget(self) -> None:
         """On revocation: whatever we own next starts again from its committed offset."""
@@ -71,12 +77,12 @@ class OffsetGuard:
 
     def done(self, tp: Any, offset: int) -> None:
         """The record at `offset` is fully processed: its alerts and state changes are acknowledged."""
-        if tp in self.next_offset:  # not revoked meanwhile
+        if tp in self.next_offset and not self.frozen:  # not revoked meanwhile
             self.committable[tp] = offset + 1
             self.dirty.add(tp)
 
     async def flush(self) -> None:
-        if not self.dirty:
+        if not self.dirty or self.frozen:
             return
         offsets = {tp: self.committable[tp] for tp in self.dirty if tp in self.committable}
         self.dirty.clear()

@@ -101,9 +101,16 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
             in_flight.clear()
             unsettled.clear()
             last_settle[0] = time.monotonic()
-            if futures:
-                await asyncio.gather(*futures)  # a failed send raises: the worker stops, nothing commits past it
-            await app.producer.flush()  # alerts and changelog writes acknowledged by Kafka
+            try:
+                if futures:
+                    await asyncio.gather(*futures)
+                await app.producer.flush()  # alerts and changelog writes acknowledged by Kafka
+            except Exception as exc:
+                # A lost send: commit nothing more and stop; the restarted worker replays from the last commit.
+                log.critical("sending alerts or state failed, stopping without committing: %s", exc)
+                guard.freeze()
+                await app.crash(exc)
+                raise
             for tp, offset in records:
                 guard.done(tp, offset)
 

@@ -94,3 +94,19 @@ def test_processed_but_unacknowledged_records_do_not_commit() -> None:
 
     calls = asyncio.run(scenario())
     assert [c[1] for c in calls if c[0] == "commit"] == [{tp: 2}]
+
+
+def test_a_frozen_guard_commits_nothing_more() -> None:
+    tp = TP("events", 2)
+
+    async def scenario() -> list[tuple[str, Any]]:
+        guard, calls = guard_with(committed=0)
+        assert await guard.admit(tp, 0) == ACCEPT
+        guard.processed(tp, 0)
+        guard.freeze()  # the send of record 0's alerts failed
+        assert await guard.admit(tp, 1) == ACCEPT
+        finish(guard, tp, 1)
+        await guard.flush()
+        return calls
+
+    assert [c for c in asyncio.run(scenario()) if c[0] == "commit"] == []

@@ -29,7 +29,7 @@ from sensor.tracefs import TracefsError, tracefs_root, tracepoint_offsets
 
 PROBE_SOURCE = Path(__file__).with_name("probe.bpf.c")
 COUNTER_NAMES = ("n_drops_buffer", "n_drops_pending_map", "n_drops_truncated", "n_no_enter", "n_drops_scratch_map",
-                 "", "n_drops_ia32")  # index = the probe's C_* counter
+                 "", "n_drops_ia32", "n_retries_buffer")  # index = the probe's C_* counter
 SWEEP_INTERVAL_S = 30.0
 POLL_SLICE_MS = 10
 KIND_NAMES = {KIND_EXEC: "execve", KIND_FORK: "clone", KIND_EXIT: "procexit"}

@@ -287,7 +287,13 @@ def _offset_guard(app: faust.App, cfg: Config) -> OffsetGuard:
         return await asyncio.get_running_loop().run_in_executor(None, fetch_sync, tp.topic, tp.partition, start, end)
 
     async def commit(offsets: dict[Any, int]) -> bool:
-        return bool(await app.consumer._commit(offsets))  # type: ignore[attr-defined]  # our offsets, as-is
+        # Only what we still own: Faust's _commit drops other partitions itself, but hands aiokafka an empty
+        # mapping when none is left, which aiokafka rejects with ValueError and Faust turns into a worker crash.
+        owned = app.consumer.assignment()
+        mine = {tp: offset for tp, offset in offsets.items() if tp in owned}
+        if not mine:
+            return True  # revoked meanwhile: the new owner replays from the last commit
+        return bool(await app.consumer._commit(mine))  # type: ignore[attr-defined]  # our offsets, as-is
 
     return OffsetGuard(committed, fetch, commit)
 

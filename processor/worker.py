@@ -287,13 +287,31 @@ def _offset_guard(app: faust.App, cfg: Config) -> OffsetGuard:
         return await asyncio.get_running_loop().run_in_executor(None, fetch_sync, tp.topic, tp.partition, start, end)
 
     async def commit(offsets: dict[Any, int]) -> bool:
-        # Only what we still own: Faust's _commit drops other partitions itself, but hands aiokafka an empty
-        # mapping when none is left, which aiokafka rejects with ValueError and Faust turns into a worker crash.
-        owned = app.consumer.assignment()
-        mine = {tp: offset for tp, offset in offsets.items() if tp in owned}
-        if not mine:
-            return True  # revoked meanwhile: the new owner replays from the last commit
-        return bool(await app.consumer._commit(mine))  # type: ignore[attr-defined]  # our offsets, as-is
+        """Commit in the consumer's own thread, checking the assignment there (no await in between).
+
+        Not Faust's `_commit`: when every partition was revoked meanwhile it hands aiokafka an empty mapping,
+        aiokafka raises ValueError({}) and Faust turns that into a worker crash (seen in the fleet test)."""
+        from aiokafka.errors import CommitFailedError, IllegalStateError
+        from aiokafka.structs import OffsetAndMetadata
+        from aiokafka.structs import TopicPartition as AioTP
+
+        thread = app.consumer._thread  # type: ignore[attr-defined]
+
+        async def in_consumer_thread() -> bool:
+            consumer = thread._ensure_consumer()
+            owned = consumer.assignment()
+            mine = {AioTP(tp.topic, tp.partition): OffsetAndMetadata(offset, "") for tp, offset in offsets.items()
+                    if AioTP(tp.topic, tp.partition) in owned}
+            if not mine:
+                return True  # revoked meanwhile: the new owner replays from the last commit
+            try:
+                await consumer.commit(mine)
+            except (CommitFailedError, IllegalStateError) as exc:
+                log.warning("commit of %s refused: %s", mine, exc)
+                return False
+            return True
+
+        return bool(await thread.call_thread(in_consumer_thread))
 
     return OffsetGuard(committed, fetch, commit)
 

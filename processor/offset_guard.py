@@ -41,6 +41,8 @@ class OffsetGuard:
     gaps: int = 0
     replays: int = 0
     frozen: bool = False
+    epoch: int = 0  # bumped by every revocation: work started before it belongs to the next owner
+
 
     def freeze(self) -> None:
         """A send failed: nothing may commit any more (a later offset would cover the lost record)."""
@@ -52,6 +54,7 @@ class OffsetGuard:
         self.next_offset.clear()
         self.committable.clear()
         self.dirty.clear()
+        self.epoch += 1
 
     async def admit(self, tp: Any, offset: int) -> str:
         expected = self.next_offset.get(tp)
@@ -71,13 +74,14 @@ class OffsetGuard:
         """After GAP: the skipped records, [next offset, offset), to process (in order) before this one."""
         return await self.fetch(tp, self.next_offset[tp], offset)
 
-    def processed(self, tp: Any, offset: int) -> None:
-        """The record at `offset` went through state and rules; its sends may still be in flight."""
-        self.next_offset[tp] = offset + 1
+    def processed(self, tp: Any, offset: int, epoch: int | None = None) -> None:
+        """The record at `offset` went through state and rules (in `epoch`); its sends may still be in flight."""
+        if epoch is None or epoch == self.epoch:
+            self.next_offset[tp] = offset + 1
 
-    def done(self, tp: Any, offset: int) -> None:
+    def done(self, tp: Any, offset: int, epoch: int | None = None) -> None:
         """The record at `offset` is fully processed: its alerts and state changes are acknowledged."""
-        if tp in self.next_offset and not self.frozen:  # not revoked meanwhile
+        if (epoch is None or epoch == self.epoch) and tp in self.next_offset and not self.frozen:
             self.committable[tp] = offset + 1
             self.dirty.add(tp)
 

@@ -91,7 +91,7 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
     # Records are processed back to back; their sends are acknowledged in groups (`settle`): a record's offset
     # becomes committable only after the flush that follows it, so the worker never idles waiting for acks.
     in_flight: list[Any] = []  # send futures (alerts, DLQ) not yet settled
-    unsettled: list[tuple[Any, int]] = []  # (tp, offset) processed since the last settle
+    unsettled: list[tuple[Any, int, int]] = []  # (tp, offset, guard epoch) processed since the last settle
     settling = asyncio.Lock()
     last_settle = [time.monotonic()]
 
@@ -111,8 +111,8 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
                 guard.freeze()
                 await app.crash(exc)
                 raise
-            for tp, offset in records:
-                guard.done(tp, offset)
+            for tp, offset, epoch in records:
+                guard.done(tp, offset, epoch)
 
     async def dead_letter(msg: Any, reason: str, error: str, value: bytes) -> None:
         headers = [("peregrine.source", f"{msg.topic}:{msg.partition}:{msg.offset}".encode()),
@@ -157,17 +157,22 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
                 # event. (Waiting here, not before iterating: Faust's start-up waits for the agent's stream.)
                 await asyncio.get_running_loop().run_in_executor(None, holder.caught_up.wait, 60.0)
             msg = event.message
+            epoch = guard.epoch  # a revocation during any await below hands this partition to its next owner
             verdict = await guard.admit(msg.tp, msg.offset)
-            if verdict == REPLAY:
+            if verdict == REPLAY or guard.epoch != epoch:
                 continue
             if verdict == GAP:
                 for skipped in await guard.missing(msg.tp, msg.offset):
+                    if guard.epoch != epoch:
+                        break  # revoked while we fetched: the table no longer holds this partition's hosts
                     await handle(skipped)
-                    guard.processed(msg.tp, skipped.offset)
-                    unsettled.append((msg.tp, skipped.offset))
+                    guard.processed(msg.tp, skipped.offset, epoch)
+                    unsettled.append((msg.tp, skipped.offset, epoch))
+                if guard.epoch != epoch:
+                    continue
             await handle(msg)
-            guard.processed(msg.tp, msg.offset)
-            unsettled.append((msg.tp, msg.offset))
+            guard.processed(msg.tp, msg.offset, epoch)
+            unsettled.append((msg.tp, msg.offset, epoch))
             if len(unsettled) >= 32 or time.monotonic() - last_settle[0] > 0.2:
                 await settle()
             processed[(msg.topic, msg.partition)] = msg.offset + 1

@@ -297,11 +297,13 @@ def _mount_dest(f: EventFields, arg: str) -> str | None:
     """container.mount.dest[<source glob>]: destination of the mount whose source matches; mounts are `src:dest`."""
     import fnmatch
 
+    if _container_id(f) == "host":
+        return None
     for m in _container_mounts(f) or []:
         src, _, dest = m.partition(":")
         if fnmatch.fnmatchcase(src, arg):
             return dest
-    return None
+    return "N/A"  # Falco's container plugin: a container without such a mount
 
 
 # -- fd fields -------------------------------------------------------------------------------------------------
@@ -511,7 +513,7 @@ def open_fields(ev: Record, etype: str) -> dict[str, Any]:
         directory = name if is_dir else (name.rpartition("/")[0] or "/")
         filename = name.rpartition("/")[2]
     return {
-        "evt.type": etype, "fd.name": name, "fd.nameraw": name, "fd.type": "directory" if is_dir else "file",
+        "evt.type": etype, "fd.name": name, "fd.nameraw": a.get("nameraw") or name, "fd.type": "directory" if is_dir else "file",
         "fd.typechar": "d" if is_dir else "f", "fd.num": res if res >= 0 else None,
         "evt.is_open_read": etype != "creat" and access in (0, 2),
         "evt.is_open_write": etype == "creat" or access in (1, 2),
@@ -651,7 +653,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "group.name": _group_name,
     # fd
     "fd.name": _fd_name,
-    "fd.nameraw": _fd_name,
+    "fd.nameraw": lambda f: _args_of(f).get("nameraw") or _fd_name(f),  # the path as passed, before resolution
     "fd.num": _fd_num,
     "fd.type": _fd_type,
     "fd.typechar": _fd_typechar,

@@ -155,3 +155,24 @@ def test_open_fields_computed_together_equal_each_fields_own_extractor() -> None
                 for key, value in seeded.items():
                     own = evt_arg(f, "flags") if key == "evt.arg.flags" else EXTRACTORS[key](f)
                     assert own == value, (etype, args, res, key)
+
+
+def test_nameraw_is_the_path_as_passed() -> None:
+    state = new_state()
+    tree(state)
+    ev = event(T0, "openat", 200, res=3, args={"name": "/etc/shadow", "nameraw": "../../etc/shadow", "flags": "0"})
+    assert fields_of(state, ev).get("fd.nameraw") == "../../etc/shadow"
+    assert fields_of(state, ev).get("fd.name") == "/etc/shadow"
+
+
+def test_container_mount_dest_is_na_without_such_mount() -> None:
+    state = new_state()
+    tree(state)
+    state.apply(HOST, event(T0, "container", 0, args={"id": "abcdef123456", "mounts": "/var/run/docker.sock:/run/d.sock"}))
+    state.apply(HOST, event(T0, "snapshot", 300, ppid=1, comm="sh",
+                            proc={**proc_info("/bin/sh", ["sh"]), "container_id": "abcdef123456"}))
+    f = fields_of(state, event(T0, "execve", 300, comm="sh"))
+    assert f.get("container.mount.dest[/var/run/docker.sock]") == "/run/d.sock"
+    assert f.get("container.mount.dest[/proc*]") == "N/A"
+    host = fields_of(state, event(T0, "execve", 200, comm="cat"))
+    assert host.get("container.mount.dest[/proc*]") is None

@@ -176,3 +176,33 @@ def test_container_mount_dest_is_na_without_such_mount() -> None:
     assert f.get("container.mount.dest[/proc*]") == "N/A"
     host = fields_of(state, event(T0, "execve", 200, comm="cat"))
     assert host.get("container.mount.dest[/proc*]") is None
+
+
+def test_an_event_that_makes_the_engine_raise_is_set_aside_and_the_batch_goes_on() -> None:
+    engine, report = build_engine(Config(), {"t.yaml": """
+- rule: Shadow read
+  desc: d
+  condition: evt.type = openat and fd.name = /etc/shadow
+  output: read (proc.name=%proc.name)
+  priority: WARNING
+"""})
+    assert engine is not None, report
+
+    class Exploding:
+        """The real engine, failing on one poisoned event (as a bug in a field extractor would)."""
+
+        def process(self, event: Any) -> Any:
+            if event.get("fd.name") == "/poison":
+                raise ValueError("boom")
+            return engine.process(event)
+
+        def format_alert(self, *a: Any) -> Any:
+            return engine.format_alert(*a)
+
+    state = new_state()
+    tree(state)
+    evs = [event(T0, "openat", 200, comm="cat", res=3, args={"name": "/poison", "flags": "0"}),
+           event(T0 + 1, "openat", 200, comm="cat", res=3, args={"name": "/etc/shadow", "flags": "0"})]
+    result = process_batch(batch(HOST, 10, evs), state, Exploding())
+    assert [f.seq for f in result.failures] == [10] and "ValueError: boom" in result.failures[0].error
+    assert [a["rule"] for a in result.alerts] == ["Shadow read"]

@@ -65,6 +65,13 @@
 #define C_OUTPUT_RETRY 7            // a failed ring-buffer output retried (not a loss unless C_RINGBUF_FULL)
 #define OUTPUT_RETRIES 256
 #define RETRY_HOLDOFF_NS 1000000ULL
+// The smallest record the ring buffer can take (its 8-byte record header + our header): with less free space
+// every output fails, so a syscall exit counts its drop at once instead of reading strings and paths first.
+#define RING_MIN_RECORD (HDR_SIZE + 8)
+#define RING_BYTES ((u64)RINGBUF_PAGES * 4096)
+// bcc 0.26 has no map.ringbuf_query(); it rewrites map.ringbuf_reserve(x) to bpf_ringbuf_reserve(<map>, x, 0),
+// the only way to name the ring-buffer map here, so that call is made the query (nothing is reserved).
+#define bpf_ringbuf_reserve(map, flags, zero) ((void *)bpf_ringbuf_query(map, flags))
 #define TS_COMPAT 0x0002
 #define NCOUNTERS 8
 
@@ -446,6 +453,14 @@ int tp_sys_exit(void *ctx) {
     }
     if (*want != 1) {
         pending.delete(&tid);
+        return 0;
+    }
+    // Shed load early when the reader is behind: under a saturating loop most exits find the buffer full, and
+    // building their record (strings, path walk, output retries) only to fail is most of the probe's cost.
+    u64 queued = (u64)events.ringbuf_reserve(BPF_RB_AVAIL_DATA);  // = bpf_ringbuf_query()
+    if (RING_BYTES - queued < RING_MIN_RECORD) {
+        pending.delete(&tid);
+        count(C_RINGBUF_FULL);
         return 0;
     }
     struct hdr *h = get_scratch();

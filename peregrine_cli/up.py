@@ -64,7 +64,7 @@ class Pipeline:
 
 def preflight() -> None:
     if os.geteuid() != 0:
-        fail("the sensor loads eBPF programs: run `peregrine up` as root (sudo)")
+        fail("the sensor loads eBPF programs: run `peregrine up` as root")
     if not Path("/sys/kernel/btf/vmlinux").exists():
         fail("this kernel has no BTF (/sys/kernel/btf/vmlinux): the sensor needs a kernel built with CONFIG_DEBUG_INFO_BTF")
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             pipe.spawn("ui", *cfg_args, "ui", quiet=False)
         pipe.spawn("outputs", *cfg_args, "outputs", *(["--json"] if args.json else []), quiet=False)
         print("peregrine: pipeline up (sensor -> Kafka -> worker -> alerts -> stdout). "
-              "Try `sudo cat /etc/shadow` in another shell. Ctrl-C stops everything.", file=sys.stderr)
+              "Try `cat /etc/shadow` as root in another shell. Ctrl-C stops everything.", file=sys.stderr)
         while True:
             problem = pipe.check()
             if problem:

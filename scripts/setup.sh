@@ -9,7 +9,7 @@ say() { echo "[setup] $*" >&2; }
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then
-    say "error: Peregrine's set-up installs Debian packages and loads eBPF: run it as root (sudo)."; exit 1
+    say "error: Peregrine's set-up installs Debian packages and loads eBPF: run it as root."; exit 1
   fi
 }
 

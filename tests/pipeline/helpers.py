@@ -22,6 +22,16 @@ from settings.kafka_clients import consumer_config, producer_config
 
 REPO = Path(__file__).resolve().parents[2]
 
+# A rule the worker tests share: alerts on reads of /etc/shadow and names the ancestry the table resolves.
+SHADOW_RULES = """
+- rule: Shadow file opened
+  desc: test rule
+  condition: evt.type in (open, openat, openat2) and fd.name = /etc/shadow
+  output: shadow read (proc.name=%proc.name fd.name=%fd.name parent=%proc.pname gparent=%proc.aname[2])
+  priority: WARNING
+  tags: [test]
+"""
+
 
 def write_config(cfg: Config, path: Path) -> Path:
     path.write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
@@ -70,7 +80,7 @@ def read_alerts(consumer: Consumer, until: Any, timeout: float = 60.0,
         msg = consumer.poll(0.5)
         if msg is None or msg.error():
             continue
-        alerts.append(orjson.loads(msg.value()))
+        alerts.append(orjson.loads(msg.value() or b"{}"))
     return alerts
 
 

@@ -25,6 +25,7 @@ from processor.state import HostState
 from settings.config import Config
 from tests.conftest import free_port, make_config
 from tests.pipeline.helpers import (
+    SHADOW_RULES,
     alerts_consumer,
     batch,
     committed_offsets,
@@ -44,14 +45,7 @@ from tests.pipeline.helpers import (
 
 pytestmark = pytest.mark.kafka
 
-RULES = """
-- rule: Shadow file opened
-  desc: test rule
-  condition: evt.type in (open, openat, openat2) and fd.name = /etc/shadow
-  output: shadow read (proc.name=%proc.name fd.name=%fd.name parent=%proc.pname gparent=%proc.aname[2])
-  priority: WARNING
-  tags: [test]
-"""
+RULES = SHADOW_RULES
 NEW_RULE = """
 - rule: Passwd file opened
   desc: published while the workers run

@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 from settings.config import Config
 from settings.kafka_clients import consumer_config
 from tests.pipeline.helpers import (
+    SHADOW_RULES,
     alerts_consumer,
     batch,
     event,
@@ -26,14 +27,7 @@ from tests.pipeline.helpers import (
 
 pytestmark = pytest.mark.kafka
 
-RULES = """
-- rule: Shadow file opened
-  desc: test rule
-  condition: evt.type in (open, openat, openat2) and fd.name = /etc/shadow
-  output: shadow read (proc.name=%proc.name fd.name=%fd.name parent=%proc.pname gparent=%proc.aname[2])
-  priority: WARNING
-  tags: [test]
-"""
+RULES = SHADOW_RULES
 
 T0 = 1_700_000_000_000_000_000
 

@@ -55,6 +55,7 @@ class Capture:
         self._bpf: Any = None
         self._ring: RingReader | None = None
         self._next_sweep = 0.0
+        self._final: dict[str, dict[int, int]] = {}  # the kernel counters as they were when the probe went
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -142,6 +143,9 @@ class Capture:
             self._ring.close()
             self._ring = None
         if self._bpf is not None:
+            # Read once more before the maps go: an agent reports its losses after it has stopped, and a
+            # closed capture answering zeros hid a flood's buffer drops as uncounted losses.
+            self._final = {name: self._percpu_sum(name) for name in ("counters", "per_kind")}
             self._bpf.cleanup()
             self._bpf = None
 
@@ -179,6 +183,8 @@ class Capture:
         return out
 
     def _percpu_sum(self, name: str) -> dict[int, int]:
+        if self._bpf is None:
+            return dict(self._final.get(name, {}))
         table = self._bpf[name.encode()]
         out: dict[int, int] = {}
         for k, v in table.items():
@@ -189,7 +195,7 @@ class Capture:
 
     def drops(self) -> dict[str, int]:
         """Cumulative loss counters by reason (ring buffer full, stash map full, truncation, ...)."""
-        counters = self._percpu_sum("counters") if self._bpf is not None else {}
+        counters = self._percpu_sum("counters")
         out = {name: counters.get(i, 0) for i, name in enumerate(COUNTER_NAMES) if name}
         out["n_drops_truncated"] = self.decoder.truncated
         out["n_args_truncated"] = self.decoder.argv_truncated
@@ -197,8 +203,6 @@ class Capture:
 
     def stats(self) -> dict[str, int]:
         """Events captured per event type since start (counted in the kernel)."""
-        if self._bpf is None:
-            return {}
         out: dict[str, int] = {}
         for kind, n in self._percpu_sum("per_kind").items():
             name = KIND_NAMES.get(kind) or NUMBERS.get(kind, str(kind))

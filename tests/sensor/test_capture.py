@@ -577,3 +577,21 @@ def test_environment_is_captured_when_asked(act: str) -> None:
         c.close()
     execs = of_type(events, "execve")
     assert execs and all(sorted(e["proc"]["env"]) == sorted(f"{k}={v}" for k, v in env.items()) for e in execs)
+
+
+def test_losses_are_still_reported_after_the_capture_closes(tmp_path: Path) -> None:
+    """An agent reports its losses after it has stopped: a closed capture must not answer zeros for a flood's
+    buffer drops (a saturated run showed 13,413 openat missing with every counter at 0)."""
+    c = Capture({"openat"}, ring_buffer_pages=1)
+    try:
+        c.start()
+    except CaptureError as exc:
+        pytest.skip(f"eBPF unavailable: {exc}")
+    try:
+        code = "import sys\nfor i in range(5000):\n    open(f'{sys.argv[1]}/f-{i}', 'w').close()"
+        subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=15)
+        live_drops, live_stats = c.drops(), c.stats()
+    finally:
+        c.close()
+    assert live_drops["n_drops_buffer"] > 0, "a one-page buffer nobody reads overflows"
+    assert c.drops() == live_drops and c.stats() == live_stats

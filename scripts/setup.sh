@@ -14,7 +14,7 @@ need_root() {
 }
 
 apt_missing=()
-for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 rsyslog rsyslog-gnutls chromium; do
+for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 rsyslog rsyslog-gnutls chromium containerd runc busybox-static; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$pkg")
 done
 if [ ${#apt_missing[@]} -gt 0 ]; then
@@ -25,6 +25,8 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${apt_missing[@]}" >/dev/null
   # rsyslog is a test peer, not a system service for us: keep the package's own daemon off.
   systemctl disable --now rsyslog >/dev/null 2>&1 || true
+  # containerd is a test peer too (tests/sensor/test_container_runtime.py runs a private one per test module).
+  systemctl disable --now containerd >/dev/null 2>&1 || true
 fi
 
 # bcc compiles against kernel headers; the kernel here ships none, so Debian's are linked in.

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sensor.container_runtime import ContainerMetadata
 from sensor.containers import container_from_components
 from sensor.flags import CLONE_THREAD, clone_flags_text
 from sensor.proctable import FdInfo, ProcTable
@@ -76,7 +77,7 @@ class Decoder:
         self._comm: dict[bytes, str] = {}
         self.known_uids: set[int] = set()
         self.known_gids: set[int] = set()
-        self.known_containers: set[str] = set()
+        self.containers = ContainerMetadata()  # container meta events, with the runtime's metadata
         self.meta: list[Event] = []  # user/container meta events to emit before the current event
         self.out: list[Event] = []  # where decode() appends, in capture order
         self._names: dict[int, str] = dict(NUMBERS)
@@ -226,9 +227,9 @@ class Decoder:
                 break
         if ref is None:
             return ""
-        if ref.id not in self.known_containers:
-            self.known_containers.add(ref.id)
-            self.meta.append(_meta(ev, "container", {"id": ref.id, "type": ref.type, "full_id": ref.full_id}))
+        args = self.containers.announce(ref)  # the runtime's state files, read once per new container
+        if args is not None:
+            self.meta.append(_meta(ev, "container", args))
         return ref.id
 
     # --- process events ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pwd
 import time
 from typing import Any
 
+from sensor.container_runtime import ContainerMetadata
 from sensor.containers import container_from_proc_cgroup
 
 Event = dict[str, Any]
@@ -43,7 +44,8 @@ def _status(text: str) -> dict[str, str]:
     return out
 
 
-def process_event(pid: int, now_ns: int, boot_epoch_ns: int, containers: dict[str, Event]) -> Event | None:
+def process_event(pid: int, now_ns: int, boot_epoch_ns: int, containers: dict[str, Event],
+                  metadata: ContainerMetadata | None = None) -> Event | None:
     """A "snapshot" event for one /proc entry, or None when it vanished while being read."""
     base = f"/proc/{pid}"
     stat = _read(f"{base}/stat")
@@ -64,8 +66,10 @@ def process_event(pid: int, now_ns: int, boot_epoch_ns: int, containers: dict[st
     if exepath.endswith(" (deleted)"):
         exepath = exepath[: -len(" (deleted)")]
     ref = container_from_proc_cgroup(_read(f"{base}/cgroup"))
-    if ref and ref.id not in containers:
-        containers[ref.id] = _meta(now_ns, "container", {"id": ref.id, "type": ref.type, "full_id": ref.full_id})
+    if ref and ref.id not in containers:  # with the runtime's metadata: most of a node's containers predate us
+        args = (metadata or ContainerMetadata()).announce(ref)
+        containers[ref.id] = _meta(now_ns, "container", args or {"id": ref.id, "type": ref.type,
+                                                                  "full_id": ref.full_id})
     return {
         "ts": now_ns, "type": "snapshot", "tid": pid, "pid": pid, "ppid": ppid, "uid": int(uids[0]),
         "gid": int(gids[0]), "euid": int(uids[1]), "loginuid": -1 if loginuid == UNSET_LOGINUID else loginuid,
@@ -94,15 +98,16 @@ def user_events(now_ns: int | None = None) -> list[Event]:
     return users + groups
 
 
-def snapshot_events() -> list[Event]:
+def snapshot_events(metadata: ContainerMetadata | None = None) -> list[Event]:
     """user + group events, then container and snapshot events for every live process (parents first)."""
     now_ns = time.time_ns()
     boot_epoch_ns = now_ns - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
     containers: dict[str, Event] = {}
+    metadata = metadata or ContainerMetadata()
     procs = []
     for name in os.listdir("/proc"):
         if name.isdigit():
-            ev = process_event(int(name), now_ns, boot_epoch_ns, containers)
+            ev = process_event(int(name), now_ns, boot_epoch_ns, containers, metadata)
             if ev is not None:
                 procs.append(ev)
     procs.sort(key=lambda e: (e["proc"]["start_ts"], e["pid"]))

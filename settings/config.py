@@ -65,6 +65,14 @@ class SensorConfig:
     metrics_port: int = 8766
     argv_max: int = 32
     syscalls: list[str] = field(default_factory=list)  # extra syscalls, like Falco's base_syscalls.custom_set
+    # Container runtimes' state directories read for container.* metadata (sensor/container_runtime.py);
+    # a key left out keeps its default, '' turns that source off.
+    container_state_roots: dict[str, str] = field(default_factory=lambda: {
+        "containerd": "/run/containerd/io.containerd.runtime.v2.task",
+        "containers_run": "/run/containers/storage/overlay-containers",
+        "containers_storage": "/var/lib/containers/storage/overlay-containers",
+        "docker": "/var/lib/docker/containers",
+    })
 
 
 @dataclass

@@ -155,6 +155,19 @@ def test_docker_config_and_hostconfig(tmp_path: Path) -> None:
     assert args["start_ts"] == "1714557600000000001"
 
 
+def test_docker_through_containerd_and_a_cgroup_that_names_no_runtime(tmp_path: Path) -> None:
+    """dockerd runs its containers as containerd tasks in namespace "moby": docker's own files name them; a bare
+    id cgroup (here guessed "docker") whose state is containerd's is reported as containerd."""
+    write_json(tmp_path / "ctrd" / "moby" / CID / "config.json", oci_spec({}, []))
+    write_json(tmp_path / "docker" / CID / "config.v2.json", {"Name": "/db", "Config": {"Image": "postgres:16"}})
+    args = ContainerMetadata(only(tmp_path, containerd="ctrd", docker="docker")).announce(ref("containerd"))
+    assert args is not None and (args["type"], args["name"], args["image_tag"]) == ("docker", "db", "16")
+    other = "ab" * 32
+    write_json(tmp_path / "ctrd" / "default" / other / "config.json", oci_spec({}, [], privileged=True))
+    args = ContainerMetadata(only(tmp_path, containerd="ctrd", docker="docker")).announce(ref("docker", other))
+    assert args is not None and (args["type"], args["privileged"]) == ("containerd", "true")
+
+
 # --- failure modes: never an exception, never a block -------------------------------------------------------------
 
 
@@ -401,11 +414,13 @@ ANNOTATIONS = {
 }
 
 
+@pytest.mark.ebpf
 def test_containerd_container_has_its_cri_metadata_from_the_sensor_to_the_alert(
         containerd: Containerd, capture: Any, tmp_path: Path) -> None:
     from processor.pipeline import process_batch
     from processor.rules_source import build_engine
     from processor.state import HostState
+    from schemas.codec import decode_batch, encode_batch
     from settings.config import Config
     from tests.pipeline.helpers import batch
 
@@ -447,7 +462,8 @@ def test_containerd_container_has_its_cri_metadata_from_the_sensor_to_the_alert(
 """})
     assert engine is not None, report
     state = HostState(procs={}, users={}, containers={})
-    result = process_batch(batch("node-a", 1, events), state, engine)
+    wire = decode_batch(encode_batch(batch("node-a", 1, events)))  # through the Avro schema, as the worker reads it
+    result = process_batch(wire, state, engine)
     assert not result.failures, result.failures
     [alert] = result.alerts
     assert alert["output_fields"]["container.name"] == "web"

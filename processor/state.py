@@ -8,7 +8,7 @@ Keys: "<host>|<pid>" in the process table, "<host>|u<uid>" / "<host>|g<gid>" in 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,16 +30,27 @@ _DELETED = object()
 
 
 class WriteBackStore(MutableMapping[str, Any]):
-    """A plain-dict cache in front of a Faust table: reads hit the table once, writes reach it once per record.
+    """A plain-dict cache in front of a Faust table: reads hit the table once, writes reach it once per settle.
 
-    A Faust table read costs ~1 µs and every write is a changelog record; a process forked, exec'd and exited in
-    one batch would write three. The worker calls `flush()` at the end of each record (before it waits for the
-    changelog to be acknowledged) and `forget()` when partitions move (the table is then recovered anew)."""
+    A Faust table read costs ~1 µs and every write is a changelog record; a process forked, exec'd and exited
+    between two settles writes once, not three times. The worker flushes right before it waits for Kafka's
+    acknowledgements and then commits offsets, so the changelog a successor recovers matches the committed offsets
+    (a crash replays records against the state they first saw, up to the narrow window between the changelog's
+    acknowledgement and the commit). `partition` is the events partition being processed: each changed key is
+    written to that changelog partition (Faust's co-partitioning), whenever the flush happens.
+    `forget()` when partitions move (the table is then recovered anew)."""
 
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
+    def __init__(self, table: MutableMapping[str, Any],
+                 changelog: Callable[[int, str, Any], None] | None = None) -> None:
         self.table = table
         self.cache: dict[str, Any] = {}
-        self.dirty: set[str] = set()
+        self.dirty: dict[str, int | None] = {}  # key -> events partition that changed it
+        self.partition: int | None = None
+        # With a changelog sender (a Faust table's, see processor/changelog.py) a flush writes the table's local
+        # store and sends the changelog record itself: Faust's own __setitem__ needs the stream's current event to
+        # pick the changelog partition, which a flush outside the record no longer has, and sends one by one.
+        self._changelog = changelog
+        self._data: Any = getattr(table, "data", table)
 
     def __getitem__(self, key: str) -> Any:
         value = self.cache.get(key, _ABSENT)
@@ -62,13 +73,13 @@ class WriteBackStore(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.cache[key] = value
-        self.dirty.add(key)
+        self.dirty[key] = self.partition
 
     def __delitem__(self, key: str) -> None:
         if self.get(key) is None:
             raise KeyError(key)
         self.cache[key] = _DELETED
-        self.dirty.add(key)
+        self.dirty[key] = self.partition
 
     def __iter__(self) -> Any:
         self.flush()
@@ -81,9 +92,17 @@ class WriteBackStore(MutableMapping[str, Any]):
     def flush(self) -> int:
         """Write what changed since the last flush to the table (changelog records); returns how many."""
         n = len(self.dirty)
-        for key in self.dirty:
+        send, data = self._changelog, self._data
+        for key, partition in self.dirty.items():
             value = self.cache[key]
-            if value is _DELETED:
+            if send is not None and partition is not None:
+                if value is _DELETED:
+                    data.pop(key, None)
+                    send(partition, key, None)  # a tombstone, as Faust's own delete
+                else:
+                    data[key] = value
+                    send(partition, key, value)
+            elif value is _DELETED:
                 self.table.pop(key, None)
             else:
                 self.table[key] = value

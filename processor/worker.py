@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from processor import metrics
+from processor.changelog import ChangelogProducer
 from processor.offset_guard import GAP, REPLAY, OffsetGuard
 from processor.pipeline import process_batch
 from processor.rules_source import RulesHolder, local_rule_texts, watch_rules_topic
@@ -65,7 +66,8 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
     users = app.Table("users", default=None, **table_opts)  # type: ignore[arg-type]
     containers = app.Table("containers", default=None, **table_opts)  # type: ignore[arg-type]
 
-    stores = [WriteBackStore(procs), WriteBackStore(users), WriteBackStore(containers)]  # type: ignore[arg-type]
+    changelog = ChangelogProducer(k)
+    stores = [WriteBackStore(t, changelog.sender(t)) for t in (procs, users, containers)]  # type: ignore[arg-type]
     state = HostState(procs=stores[0], users=stores[1], containers=stores[2],
                       max_procs_per_host=cfg.worker.proc_table_max_per_host,
                       purge_grace_ns=cfg.worker.proc_purge_grace_s * 10**9)
@@ -102,9 +104,12 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
             unsettled.clear()
             last_settle[0] = time.monotonic()
             try:
+                for store in stores:
+                    store.flush()  # one changelog record per key changed since the last settle
                 if futures:
                     await asyncio.gather(*futures)
-                await app.producer.flush()  # alerts and changelog writes acknowledged by Kafka
+                await app.producer.flush()  # alerts acknowledged by Kafka
+                await changelog.flush()  # and the table writes
             except Exception as exc:
                 # A lost send: commit nothing more and stop; the restarted worker replays from the last commit.
                 log.critical("sending alerts or state failed, stopping without committing: %s", exc)
@@ -133,6 +138,8 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         if decode_only:
             metrics.EVENTS.inc(len(batch["events"]))
             return
+        for store in stores:
+            store.partition = msg.partition  # the changelog partition of what this record changes
         result = process_batch(batch, state, holder.engine)
         futures = [await alerts_topic.send(key=a["hostname"].encode(), value=encode_alert(a))
                    for a in result.alerts]
@@ -141,8 +148,6 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
             log.warning("%s:%s:%s: event seq %s made the engine raise: %s", msg.topic, msg.partition, msg.offset,
                         failure.seq, failure.error)
             await dead_letter(msg, "engine", f"seq {failure.seq}: {failure.error}", orjson.dumps(failure.event))
-        for store in stores:
-            store.flush()  # one changelog record per key changed by this record
         metrics.ALERTS.inc(len(futures))
         metrics.EVENTS.inc(result.events)
         for (rule, priority, source), n in result.matches.items():
@@ -228,6 +233,7 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         stop.set()
         await settle()
         await guard.flush()
+        changelog.close()
 
     app.peregrine_holder = holder  # type: ignore[attr-defined]
     app.peregrine_state = state  # type: ignore[attr-defined]

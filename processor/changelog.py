@@ -1,0 +1,72 @@
+"""Table changelog writes through librdkafka, batched per settle.
+
+Faust sends each table write as its own message through its ProducerBuffer task and aiokafka: about four event-loop
+turns and ~25 µs of Python per write, a third of a worker's CPU with an exec-heavy host mix (BENCHMARKS.md,
+Processor). Here the write-back stores hand their changed keys to a confluent-kafka producer (one C call each) and
+the worker waits for all of them at once before it commits offsets. Keys and values are serialised by the table's
+own changelog topic, so Faust's recovery reads these records exactly like its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from settings.config import KafkaConfig
+from settings.kafka_clients import producer_config
+
+Send = Callable[[int, str, Any], None]  # (events partition, table key, value or None for a delete)
+
+
+class ChangelogError(RuntimeError):
+    """A changelog write Kafka did not acknowledge: the worker must not commit past it."""
+
+
+@dataclass
+class ChangelogProducer:
+    kafka: KafkaConfig
+    flush_timeout_s: float = 60.0
+    errors: list[str] = field(default_factory=list)
+    sent: int = 0
+
+    def __post_init__(self) -> None:
+        self.producer = Producer(producer_config(self.kafka, **{"linger.ms": 5}))
+
+    def sender(self, table: Any) -> Send:
+        """A `Send` for one Faust table: its changelog topic, its key and value serialisers."""
+        topic = table.changelog_topic
+        name = topic.get_topic_name()
+        key_ser, value_ser = table.key_serializer, table.value_serializer
+        produce, poll = self.producer.produce, self.producer.poll
+
+        def send(partition: int, key: str, value: Any) -> None:
+            raw_key, _ = topic.prepare_key(key, key_ser)
+            raw_value = None if value is None else topic.prepare_value(value, value_ser)[0]
+            while True:
+                try:
+                    produce(name, value=raw_value, key=raw_key, partition=partition, on_delivery=self._delivered)
+                    break
+                except BufferError:  # librdkafka's queue is full: let it drain, never drop a state write
+                    poll(0.1)
+            self.sent += 1
+
+        return send
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.errors.append(f"{msg.topic()}:{msg.partition()}: {err}")
+
+    async def flush(self) -> None:
+        """Wait until every write so far is acknowledged; raises ChangelogError if any was not."""
+        remaining = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, self.flush_timeout_s)
+        if remaining or self.errors:
+            detail = "; ".join(self.errors[:3]) or f"{remaining} writes unacknowledged after {self.flush_timeout_s}s"
+            self.errors.clear()
+            raise ChangelogError(f"table changelog writes failed: {detail}")
+
+    def close(self) -> None:
+        self.producer.flush(self.flush_timeout_s)

@@ -189,7 +189,8 @@ def from_oci_spec(spec: Any) -> ContainerInfo:
         # "all capabilities": a privileged container gets the runtime's own bounding set, which a restricted
         # host (or an older runtime on a newer kernel) makes smaller than the kernel's full set.
         info.privileged = "CAP_SYS_ADMIN" in caps and not _dict(spec.get("linux")).get("maskedPaths")
-    for m in spec.get("mounts") or []:
+    mounts = spec.get("mounts")
+    for m in mounts if isinstance(mounts, list) else []:
         m = _dict(m)
         options = m.get("options") or []
         is_bind = m.get("type") == "bind" or "bind" in options or "rbind" in options

@@ -177,7 +177,7 @@ def test_no_state_gives_id_and_type_only(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b'{"annotations": ["x"], "mounts": {"a": 1}}',
-                                     b'{"process": {"capabilities": {"bounding": "ALL"}}, "mounts": [1, null]}',
+                                     b'{"process": {"capabilities": {"bounding": "ALL"}}, "mounts": [1, null]}', b'{"mounts": 5, "linux": 1}',
                                      b"\xff\xfe" * 10])
 def test_malformed_state_files_never_raise(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "ctrd" / "k8s.io" / CID).mkdir(parents=True)

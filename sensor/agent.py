@@ -60,21 +60,21 @@ class LiveSource:
     event_types: set[str] | None
     argv_max: int = 32
     ring_buffer_pages: int = 1024
+    container_state_roots: dict[str, str] = field(default_factory=dict)  # sensor.container_state_roots
     finished: bool = False
     _capture: Any = None
     _snapshot: list[dict[str, Any]] = field(default_factory=list)
 
     def start(self) -> None:
         from sensor.capture import Capture
+        from sensor.container_runtime import ContainerMetadata, StateRoots
+        from sensor.snapshot import snapshot_events
 
+        metadata = ContainerMetadata(StateRoots.from_mapping(self.container_state_roots))
         self._capture = Capture(self.event_types, argv_max=self.argv_max, ring_buffer_pages=self.ring_buffer_pages)
+        self._capture.decoder.containers = metadata  # one view of the runtimes for live events and the snapshot
         self._capture.start()
-        try:
-            from sensor.snapshot import snapshot_events
-        except ImportError:
-            log.warning("sensor.snapshot is not available: processes older than the sensor stay unknown")
-            return
-        self._snapshot = list(snapshot_events())
+        self._snapshot = list(snapshot_events(metadata))
 
     def poll(self, timeout_ms: int) -> list[dict[str, Any]]:
         if self._snapshot:

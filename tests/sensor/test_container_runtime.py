@@ -471,17 +471,23 @@ def test_containerd_container_has_its_cri_metadata_from_the_sensor_to_the_alert(
             "privileged=false mount=/data args=/data/token") in alert["output"]
 
 
+@pytest.mark.ebpf
 def test_privileged_containerd_container_and_the_start_up_snapshot(containerd: Containerd) -> None:
     """`ctr run --privileged` (containerd's oci.WithPrivileged, as the CRI plugin's) reads as privileged, and a
-    container already running when the sensor starts gets its metadata from the snapshot."""
-    from sensor.snapshot import snapshot_events
+    container already running when the sensor starts gets its metadata from the snapshot, under the state roots
+    the sensor is configured with (sensor.container_state_roots)."""
+    from sensor.agent import LiveSource
 
-    roots = StateRoots.from_mapping(
-        {"containerd": str(containerd.task_root), "containers_run": "", "containers_storage": "", "docker": ""})
+    roots = {"containerd": str(containerd.task_root), "containers_run": "", "containers_storage": "", "docker": ""}
     cid = uuid.uuid4().hex + uuid.uuid4().hex
     init_pid = containerd.run(cid, ["/bin/sleep", "60"], {**ANNOTATIONS, "io.kubernetes.cri.container-name": "agent"},
                               [], privileged=True)
-    events = snapshot_events(ContainerMetadata(roots))
+    source = LiveSource({"execve"}, container_state_roots=roots)
+    source.start()
+    try:
+        events = source.poll(0)  # the start-up snapshot comes first
+    finally:
+        source.close()
     [meta] = [e for e in events if e["type"] == "container" and e["args"].get("full_id") == cid]
     assert meta["args"]["name"] == "agent" and meta["args"]["privileged"] == "true"
     assert abs(int(meta["args"]["start_ts"]) - process_start_ns(init_pid)) < 1_000_000

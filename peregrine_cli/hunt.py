@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     err.print(f"hunt: {summary.records} records, {summary.events} events, {summary.findings} findings "
               f"written to {cfg.kafka.topics.hunt}"
               + (f", {len(summary.undecodable)} undecodable records" if summary.undecodable else "")
-              + (f", {summary.engine_failures} events made the engine raise" if summary.engine_failures else ""),
+              + (f", {summary.engine_failures} events made the engine raise" if summary.engine_failures else "")
+              + (f"; {summary.warmup_events} events before the window rebuilt process state (rules not run)"
+                 if summary.warmup_events else ""),
               markup=False, highlight=False)
     return 0

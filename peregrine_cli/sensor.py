@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
             require_root()
             source = LiveSource(sensor_event_types(cfg, args.rules), argv_max=cfg.sensor.argv_max,
                                 ring_buffer_pages=cfg.sensor.ring_buffer_pages,
-                                container_state_roots=dict(cfg.sensor.container_state_roots))
+                                container_state_roots=dict(cfg.sensor.container_state_roots),
+                                snapshot_interval_s=cfg.sensor.snapshot_interval_s)
         if not args.no_kafka and not _kafka_reachable(cfg):
             logging.warning("Kafka at %s is unreachable: capturing anyway and journaling to %s until it answers",
                             cfg.kafka.bootstrap_servers, cfg.state_path / "sensor" / "journal")

@@ -3,8 +3,11 @@
 Reads the events topic from the offsets found by timestamp (`offsets_for_times`) up to the end offsets seen at
 start, in a consumer group of its own (assigned partitions, nothing committed: the workers' group is untouched).
 Process state is rebuilt from the snapshot and lifecycle events it reads, through the workers' own hot path
-(`process_batch` over a fresh HostState of plain dicts). Findings are Falco JSON alerts with the same
-deterministic ids the workers would give, written to the hunt results topic.
+(`process_batch` over a fresh HostState of plain dicts). Reading starts one sensor snapshot interval (plus a
+margin) before the window: the records there (the sensors' keyframe snapshot and the lifecycle events after it)
+warm the state up without rules, so a process that never exec'd inside the window still has its name, parents and container.
+Findings are Falco JSON alerts with the same deterministic ids the workers would give, written to the hunt
+results topic.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from processor.pipeline import process_batch
+from processor.pipeline import apply_state_only, process_batch
 from processor.rules_source import build_engine, local_rule_texts
 from processor.state import HostState
 from schemas.codec import DecodeError, decode_batch, encode_alert
@@ -49,6 +52,16 @@ class HuntSummary:
     undecodable: list[str] = field(default_factory=list)
     findings: int = 0
     engine_failures: int = 0
+    warmup_events: int = 0  # read before the window: state only, no rules
+
+
+WARMUP_MARGIN_S = 120  # a keyframe is taken, batched and produced within the sensor's linger: two minutes is ample
+
+
+def warmup_seconds(cfg: Config) -> int:
+    """How far before its window a hunt starts reading: one keyframe interval, or nothing without keyframes."""
+    interval = cfg.sensor.snapshot_interval_s
+    return interval + WARMUP_MARGIN_S if interval > 0 else 0
 
 
 def parse_since(text: str) -> int:
@@ -148,7 +161,8 @@ def run_hunt(cfg: Config, rules_files: list[str], since_s: int, hosts: set[str] 
                       max_procs_per_host=cfg.worker.proc_table_max_per_host,
                       purge_grace_ns=cfg.worker.proc_purge_grace_s * 10**9)
     try:
-        hunt_plan = plan(consumer, cfg.kafka.topics.events, int((time.time() - since_s) * 1000))
+        since_ms = int((time.time() - since_s) * 1000)
+        hunt_plan = plan(consumer, cfg.kafka.topics.events, since_ms - warmup_seconds(cfg) * 1000)
         if on_plan is not None:
             on_plan(hunt_plan)
         for msg in read(consumer, hunt_plan):
@@ -167,6 +181,9 @@ def run_hunt(cfg: Config, rules_files: list[str], since_s: int, hosts: set[str] 
                 continue
             if hosts and batch["hostname"] not in hosts:
                 summary.skipped_hosts += 1
+                continue
+            if msg.timestamp()[1] < since_ms:  # the window is in Kafka's record time, as offsets_for_times'
+                summary.warmup_events += apply_state_only(batch, state)
                 continue
             result = process_batch(batch, state, engine)
             summary.events += result.events

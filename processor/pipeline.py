@@ -72,3 +72,13 @@ def process_batch(batch: dict[str, Any], state: HostState, engine: Engine) -> Ba
         if not exec_first:
             apply(host, ev)
     return result
+
+
+def apply_state_only(batch: dict[str, Any], state: HostState) -> int:
+    """The batch's state changes without rules: a retro-hunt's warm-up before its window. Returns the events."""
+    host = batch["hostname"]
+    apply = state.apply
+    events = batch["events"]
+    for ev in events:
+        apply(host, ev)
+    return len(events)

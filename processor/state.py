@@ -190,6 +190,10 @@ class HostState:
             if ev.get("res", 0) == 0 and ev.get("proc") is not None:
                 self._exec(host, ev)
         elif etype == "snapshot":
+            if (ev.get("args") or {}).get("periodic"):
+                known = self.proc(host, ev["pid"])
+                if known is not None and not known.get("exit_ts"):
+                    return  # a keyframe fills gaps: the record built from the stream (exec-time argv) stays
             self._put(host, ev["pid"], _record_from_proc(ev, ev["proc"] or {}))
         elif etype == "procexit":
             if ev["tid"] == ev["pid"]:

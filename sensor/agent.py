@@ -61,9 +61,12 @@ class LiveSource:
     argv_max: int = 32
     ring_buffer_pages: int = 1024
     container_state_roots: dict[str, str] = field(default_factory=dict)  # sensor.container_state_roots
+    snapshot_interval_s: float = 3600.0  # keyframe snapshots for retro-hunts; 0: only the start-up snapshot
     finished: bool = False
     _capture: Any = None
     _snapshot: list[dict[str, Any]] = field(default_factory=list)
+    _metadata: Any = None
+    _next_snapshot: float = 0.0
 
     def start(self) -> None:
         from sensor.capture import Capture
@@ -75,11 +78,18 @@ class LiveSource:
         self._capture.decoder.containers = metadata  # one view of the runtimes for live events and the snapshot
         self._capture.start()
         self._snapshot = list(snapshot_events(metadata))
+        self._metadata = metadata
+        self._next_snapshot = time.monotonic() + self.snapshot_interval_s
 
     def poll(self, timeout_ms: int) -> list[dict[str, Any]]:
         if self._snapshot:
             events, self._snapshot = self._snapshot, []
             return events
+        if self.snapshot_interval_s > 0 and time.monotonic() >= self._next_snapshot:
+            from sensor.snapshot import snapshot_events
+
+            self._next_snapshot = time.monotonic() + self.snapshot_interval_s
+            return snapshot_events(self._metadata, periodic=True) + list(self._capture.poll(0))
         return list(self._capture.poll(timeout_ms))
 
     def drops(self) -> dict[str, int]:

@@ -45,7 +45,7 @@ def _status(text: str) -> dict[str, str]:
 
 
 def process_event(pid: int, now_ns: int, boot_epoch_ns: int, containers: dict[str, Event],
-                  metadata: ContainerMetadata | None = None) -> Event | None:
+                  metadata: ContainerMetadata | None = None, periodic: bool = False) -> Event | None:
     """A "snapshot" event for one /proc entry, or None when it vanished while being read."""
     base = f"/proc/{pid}"
     stat = _read(f"{base}/stat")
@@ -73,7 +73,7 @@ def process_event(pid: int, now_ns: int, boot_epoch_ns: int, containers: dict[st
     return {
         "ts": now_ns, "type": "snapshot", "tid": pid, "pid": pid, "ppid": ppid, "uid": int(uids[0]),
         "gid": int(gids[0]), "euid": int(uids[1]), "loginuid": -1 if loginuid == UNSET_LOGINUID else loginuid,
-        "comm": comm, "res": 0, "args": {},
+        "comm": comm, "res": 0, "args": {"periodic": "true"} if periodic else {},
         "proc": {
             "exe": argv[0] if argv else comm, "exepath": exepath, "args": argv[1:], "args_truncated": False,
             "cwd": _readlink(f"{base}/cwd"), "tty": tty, "sid": sid, "pgid": pgid, "vpid": int(nspid[-1]),
@@ -98,8 +98,12 @@ def user_events(now_ns: int | None = None) -> list[Event]:
     return users + groups
 
 
-def snapshot_events(metadata: ContainerMetadata | None = None) -> list[Event]:
-    """user + group events, then container and snapshot events for every live process (parents first)."""
+def snapshot_events(metadata: ContainerMetadata | None = None, periodic: bool = False) -> list[Event]:
+    """user + group events, then container and snapshot events for every live process (parents first).
+
+    `periodic`: a keyframe, repeated every sensor.snapshot_interval_s. A retro-hunt starts reading at the keyframe
+    before its window, so processes that never exec'd inside the window still have their context; workers use a
+    keyframe's processes only to fill gaps (the exec-time record they built from the stream is the better one)."""
     now_ns = time.time_ns()
     boot_epoch_ns = now_ns - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
     containers: dict[str, Event] = {}
@@ -107,7 +111,7 @@ def snapshot_events(metadata: ContainerMetadata | None = None) -> list[Event]:
     procs = []
     for name in os.listdir("/proc"):
         if name.isdigit():
-            ev = process_event(int(name), now_ns, boot_epoch_ns, containers, metadata)
+            ev = process_event(int(name), now_ns, boot_epoch_ns, containers, metadata, periodic)
             if ev is not None:
                 procs.append(ev)
     procs.sort(key=lambda e: (e["proc"]["start_ts"], e["pid"]))

@@ -65,6 +65,8 @@ class SensorConfig:
     metrics_port: int = 8766
     argv_max: int = 32
     syscalls: list[str] = field(default_factory=list)  # extra syscalls, like Falco's base_syscalls.custom_set
+    # A keyframe /proc snapshot this often (0: only at start): `peregrine hunt` starts its process state there.
+    snapshot_interval_s: int = 3600
     # Container runtimes' state directories read for container.* metadata (sensor/container_runtime.py);
     # a key left out keeps its default, '' turns that source off.
     container_state_roots: dict[str, str] = field(default_factory=lambda: {

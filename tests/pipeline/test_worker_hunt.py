@@ -77,3 +77,51 @@ def test_hunt_finds_a_match_in_events_produced_before_the_rule_existed(kafka_con
 
     refused = hunt(conf, "--rules", str(REPO / "tests" / "pipeline" / "missing.yaml"), "--since", "1h")
     assert refused.returncode != 0
+
+
+def test_hunt_starts_process_state_at_the_sensor_keyframe_before_its_window(
+        kafka_config: Config, tmp_path: Path) -> None:
+    """cat was exec'd hours ago; only the keyframe snapshot 50 minutes ago knows it. A 10-minute hunt still names
+    its parents, and a match inside the warm-up is not a finding (the rule runs on the window only)."""
+    import dataclasses
+
+    cfg = kafka_config
+    producer = Producer(producer_config(cfg.kafka))
+    now_ms = int(time.time() * 1000)
+    t_key, t_now = (now_ms - 50 * 60_000) * 10**6, now_ms * 10**6
+
+    def keyframe(pid: int, ppid: int, comm: str, exepath: str, argv: list[str]) -> dict:  # type: ignore[type-arg]
+        return {**event(t_key, "snapshot", pid, ppid=ppid, comm=comm, proc=proc_info(exepath, argv)),
+                "args": {"periodic": "true"}}
+
+    warmup = batch("node-k", 1, [
+        keyframe(1, 0, "systemd", "/usr/lib/systemd/systemd", ["/sbin/init"]),
+        keyframe(50, 1, "sshd", "/usr/sbin/sshd", ["sshd", "-D"]),
+        keyframe(100, 50, "bash", "/usr/bin/bash", ["-bash"]),
+        keyframe(200, 100, "cat", "/usr/bin/cat", ["cat", "/etc/passwd"]),
+        event(t_key + 1, "openat", 200, comm="cat", res=3, args={"name": "/etc/passwd", "flags": "0"}),
+    ])
+    window = batch("node-k", 6, [event(t_now, "openat", 200, comm="cat", res=4,
+                                       args={"name": "/etc/passwd", "flags": "0"})], batch_seq=1)
+    producer.produce(cfg.kafka.topics.events, key=b"node-k", value=encode_batch(warmup), timestamp=now_ms - 50 * 60_000)
+    producer.produce(cfg.kafka.topics.events, key=b"node-k", value=encode_batch(window), timestamp=now_ms)
+    assert producer.flush(30) == 0
+    rule = tmp_path / "new_rule.yaml"
+    rule.write_text(NEW_RULE)
+
+    def findings(snapshot_interval_s: int) -> tuple[list[dict], str]:  # type: ignore[type-arg]
+        run_cfg = dataclasses.replace(cfg, sensor=dataclasses.replace(cfg.sensor,
+                                                                      snapshot_interval_s=snapshot_interval_s))
+        conf = write_config(run_cfg, tmp_path / f"peregrine-{snapshot_interval_s}.yaml")
+        done = hunt(conf, "--rules", str(rule), "--since", "10m")
+        assert done.returncode == 0, done.stderr[-3000:]
+        return [orjson.loads(line) for line in done.stdout.splitlines() if line.strip()], done.stderr
+
+    found, stderr = findings(3600)
+    assert [(f["hostname"], f["rule"]) for f in found] == [("node-k", "Passwd file opened")]
+    fields = found[0]["output_fields"]
+    assert (fields["proc.name"], fields["proc.pname"], fields["proc.aname[2]"]) == ("cat", "bash", "sshd")
+    assert "5 events before the window rebuilt process state" in " ".join(stderr.split())  # rich wraps lines
+
+    found, _ = findings(0)  # no keyframes configured: the hunt reads its window only, and cat's parents are unknown
+    assert [f["output_fields"]["proc.pname"] for f in found] == [None]

@@ -86,3 +86,27 @@ def test_write_back_store_writes_each_changed_process_once_per_record() -> None:
     assert store.flush() == 1 and "h|200" not in table and "h|100" in table
     store.forget()
     assert store.get("h|100") == table["h|100"]
+
+
+def test_a_keyframe_snapshot_fills_gaps_but_keeps_what_the_stream_built() -> None:
+    """A periodic snapshot reads argv from /proc, which a process may have rewritten since its exec (nginx's
+    "nginx: worker process"): the exec-time record stays; unknown and exited pids are filled."""
+    state = HostState(procs={}, users={}, containers={})
+    state.apply("h", snapshot(1))
+    state.apply("h", event(T0 + 1, "clone", 1, comm="sleep", res=42, args={"child_pid": "42"}))
+    state.apply("h", event(T0 + 2, "execve", 42, ppid=1, comm="nginx",
+                           proc=proc_info("/usr/sbin/nginx", ["nginx", "-g", "daemon off;"])))
+    state.apply("h", snapshot(77))
+    state.apply("h", event(T0 + 3, "procexit", 77, comm="sleep"))
+
+    def keyframe(pid: int, argv: list[str]) -> dict:  # type: ignore[type-arg]
+        return {**event(T0 + 10 * S, "snapshot", pid, ppid=1, comm=argv[0][:15],
+                        proc=proc_info("/usr/sbin/" + argv[0], argv)), "args": {"periodic": "true"}}
+
+    state.apply("h", keyframe(42, ["nginx: worker process"]))
+    state.apply("h", keyframe(77, ["reused", "pid"]))  # pid 77 exited; the keyframe's 77 is a new process
+    state.apply("h", keyframe(300, ["unknown", "before"]))
+    assert state.proc("h", 42)["args"] == ["-g", "daemon off;"]  # type: ignore[index]
+    assert state.proc("h", 77)["args"] == ["pid"] and not state.proc("h", 77).get("exit_ts")  # type: ignore[index,union-attr]
+    assert state.proc("h", 300)["exe"] == "unknown"  # type: ignore[index]
+    assert state.proc_counts["h"] == 4

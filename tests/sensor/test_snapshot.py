@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from schemas.codec import decode_batch, encode_batch
 from sensor.snapshot import snapshot_events
 
@@ -40,3 +42,33 @@ def test_users_and_groups_come_first_and_encode() -> None:
     assert any(g["args"] == {"gid": "0", "name": "root"} for g in groups)
     batch = {"hostname": "h", "sensor_id": "s", "batch_seq": 0, "first_seq": 0, "events": events}
     assert decode_batch(encode_batch(batch))["events"] == events
+
+
+@pytest.mark.ebpf
+def test_live_capture_repeats_the_snapshot_as_a_keyframe() -> None:
+    """sensor.snapshot_interval_s: the start-up snapshot, then a keyframe every interval, marked periodic, with the
+    live events still flowing after it."""
+    import time
+
+    from sensor.agent import LiveSource
+
+    source = LiveSource({"execve"}, snapshot_interval_s=1.0)
+    source.start()
+    try:
+        first = source.poll(0)
+        assert any(e["type"] == "snapshot" and e["pid"] == os.getpid() and not e["args"] for e in first)
+        deadline = time.monotonic() + 10
+        keyframe: list[dict] = []  # type: ignore[type-arg]
+        while not keyframe and time.monotonic() < deadline:
+            keyframe = [e for e in source.poll(200) if e["type"] == "snapshot"]
+        subprocess.run(["/bin/true"], check=True)
+        true_execs: list[dict] = []  # type: ignore[type-arg]
+        while time.monotonic() < deadline and not true_execs:
+            true_execs = [e for e in source.poll(200) if e["type"] == "execve" and e["proc"]
+                          and e["proc"]["exepath"].endswith("/true")]
+    finally:
+        source.close()
+    assert keyframe, "no keyframe within 10 s"
+    mine = [e for e in keyframe if e["pid"] == os.getpid()]
+    assert len(mine) == 1 and mine[0]["args"] == {"periodic": "true"}
+    assert true_execs, "live events stop after a keyframe"

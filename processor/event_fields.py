@@ -34,14 +34,27 @@ class EventFields(dict[str, Any]):
     def __init__(self, ev: Record, host: str, state: HostState, seq: int = 0) -> None:
         # evt.type is read first by every event (the ruleset's index): seed it instead of computing it. Opens are
         # most events, and Falco's rules read the same nine fd/evt fields of each: computed together, in one call.
+        # Rules on opens, execs and sockets read the process's name and container of nearly every event, execs
+        # its other own fields too: seeded with them from the process record here, each without its own dispatch.
         etype = ev["type"]
-        dict.__init__(self, open_fields(ev, etype) if etype in flags.OPEN_TYPES else {"evt.type": etype})
         self.ev = ev
         self.host = host
         self.state = state
         self.seq = seq
-        self._proc: Any = _MISSING
         self._ancestors: list[Record] | None = None
+        seeded = _SEEDED.get(etype)
+        if seeded is None or "pid" not in ev:
+            self._proc: Any = _MISSING
+            dict.__init__(self, {"evt.type": etype})
+            return
+        fields = open_fields(ev, etype) if etype in flags.OPEN_TYPES else {"evt.type": etype}
+        p = self._proc = state.proc(host, ev["pid"])
+        if p:
+            try:
+                fields.update(seeded(p))
+            except Exception:  # noqa: BLE001 - a malformed record: its fields fail (or not) when read, one by one
+                pass
+        dict.__init__(self, fields)
 
     # -- mapping protocol used by the engine ----------------------------------------------------------------
     get = dict.__getitem__  # type: ignore[assignment]
@@ -581,6 +594,42 @@ def _k8s_label(key: str) -> Extractor:
         c = _container(f)
         return (c.get(key) or None) if c else None
     return get
+
+
+# -- a process's own fields, for seeding ----------------------------------------------------------------------
+def process_fields(p: Record) -> dict[str, Any]:
+    """A (non-empty) record's own proc.* fields and container.id, as their own extractors compute them (tested)."""
+    get = p.get
+    path = get("exepath") or get("exe") or ""
+    name = path.rpartition("/")[2] if path else (get("comm") or None)
+    args = get("args") or []
+    return {
+        "proc.name": name,
+        "container.id": get("container_id") or "host",
+        "proc.exe": get("exe") or None,
+        "proc.exepath": get("exepath") or None,
+        "proc.cmdline": " ".join([name or "", *args]) if args else (name or ""),
+        "proc.args": " ".join(args),
+        "proc.cwd": get("cwd") or None,
+        "proc.env": " ".join(get("env") or []),
+        "proc.is_exe_from_memfd": bool(get("exe_from_memfd")),
+        "proc.is_exe_upper_layer": bool(get("exe_upper_layer")),
+    }
+
+
+def name_and_container(p: Record) -> dict[str, Any]:
+    """proc.name and container.id of a (non-empty) record: the two process fields rules read on every open."""
+    get = p.get
+    path = get("exepath") or get("exe") or ""
+    return {"proc.name": path.rpartition("/")[2] if path else (get("comm") or None),
+            "container.id": get("container_id") or "host"}
+
+
+# event type -> the process fields its events are seeded with
+_SEEDED: dict[str, Callable[[Record], dict[str, Any]]] = {
+    **{t: name_and_container for t in flags.OPEN_TYPES | FD_CALLS_WITH_SOCKET},
+    "execve": process_fields, "execveat": process_fields,
+}
 
 
 EXTRACTORS: dict[str, Extractor] = {

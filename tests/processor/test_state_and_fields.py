@@ -206,3 +206,51 @@ def test_an_event_that_makes_the_engine_raise_is_set_aside_and_the_batch_goes_on
     result = process_batch(batch(HOST, 10, evs), state, Exploding())
     assert [f.seq for f in result.failures] == [10] and "ValueError: boom" in result.failures[0].error
     assert [a["rule"] for a in result.alerts] == ["Shadow read"]
+
+
+def _records() -> list[dict[str, Any]]:
+    """Process records as the table holds them, plus the odd ones a field must still answer for."""
+    full = {"pid": 300, "ppid": 1, "comm": "python3", "exe": "python3", "exepath": "/usr/bin/python3.12",
+            "args": ["-m", "http.server"], "cwd": "/srv", "env": ["A=1", "B=2"], "container_id": "abcdef123456",
+            "exe_from_memfd": True, "exe_upper_layer": False}
+    return [full, {**full, "exepath": ""}, {**full, "exepath": "", "exe": ""}, {**full, "exepath": "/usr/bin/"},
+            {**full, "args": []}, {**full, "container_id": ""}, {"pid": 301}, {"pid": 302, "comm": ""}]
+
+
+def test_process_fields_seeded_together_equal_each_fields_own_extractor() -> None:
+    from processor.event_fields import EXTRACTORS, name_and_container, process_fields
+
+    for rec in _records():
+        state = new_state()
+        state.procs[f"{HOST}|{rec['pid']}"] = rec
+        f = fields_of(state, event(T0, "clone", rec["pid"], comm="fallback"))  # a type that seeds nothing
+        for seeded in (process_fields(rec), name_and_container(rec)):
+            for key, value in seeded.items():
+                assert EXTRACTORS[key](f) == value, (rec, key)
+
+
+def test_opens_execs_and_connects_see_their_process_fields_without_touching_the_record() -> None:
+    state = new_state()
+    tree(state)
+    before = {k: dict(v) for k, v in state.procs.items()}
+    for etype, args in (("openat", {"name": "/etc/hosts", "flags": "0"}), ("execve", {}),
+                        ("connect", {"family": "2", "dip": "1.2.3.4", "dport": "80"})):
+        f = fields_of(state, event(T0 + 5, etype, 200, comm="cat", args=args))
+        assert (f.get("proc.name"), f.get("container.id"), f.get("proc.cmdline"), f.get("proc.pname")) == (
+            "cat", "host", "cat /etc/shadow -n", "bash"), etype
+    assert state.procs == before
+    unknown = fields_of(state, event(T0, "openat", 999, comm="ghost", args={"name": "/x", "flags": "0"}))
+    assert unknown.get("proc.name") == "ghost" and unknown.get("container.id") == "host"
+
+
+def test_a_malformed_record_fails_only_the_field_that_cannot_be_read() -> None:
+    state = new_state()
+    state.procs[f"{HOST}|400"] = {"pid": 400, "exepath": "/bin/odd", "args": [1, 2], "container_id": "c1"}
+    f = fields_of(state, event(T0, "execve", 400, comm="odd"))
+    assert f.get("proc.name") == "odd" and f.get("container.id") == "c1"
+    try:
+        f.get("proc.cmdline")
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("proc.cmdline of non-text args reads as an error, as before seeding")

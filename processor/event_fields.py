@@ -512,26 +512,49 @@ def _evt_args(f: EventFields) -> str:
     return " ".join(parts)
 
 
-def open_fields(ev: Record, etype: str) -> dict[str, Any]:
-    """The fd.* / evt.* fields of an open, at once (each equals what its own extractor gives: tested)."""
-    a = ev.get("args") or {}
-    name = a.get("name") or None
-    raw = a.get("flags")
+def _open_flags_fields(etype: str, raw: Any) -> tuple[dict[str, Any], bool]:
+    """The fields of an open that follow from its type and flags alone, and whether it opens a directory."""
     text = flags.open_flags_text(raw if raw is not None else "0")
     is_dir = "O_DIRECTORY" in text
     access = flags.open_access(raw)
-    res = int(ev.get("res", 0))
-    directory = filename = None
-    if name:
-        directory = name if is_dir else (name.rpartition("/")[0] or "/")
-        filename = name.rpartition("/")[2]
     return {
-        "evt.type": etype, "fd.name": name, "fd.nameraw": a.get("nameraw") or name, "fd.type": "directory" if is_dir else "file",
-        "fd.typechar": "d" if is_dir else "f", "fd.num": res if res >= 0 else None,
-        "evt.is_open_read": etype != "creat" and access in (0, 2),
-        "evt.is_open_write": etype == "creat" or access in (1, 2),
-        "evt.arg.flags": text if raw is not None else None, "fd.directory": directory, "fd.filename": filename,
-    }
+        "evt.type": etype, "fd.type": "directory" if is_dir else "file", "fd.typechar": "d" if is_dir else "f",
+        "evt.is_open_read": etype != "creat" and access in (0, 2), "evt.is_open_write": etype == "creat" or access in (1, 2),
+        "evt.arg.flags": text if raw is not None else None,
+    }, is_dir
+
+
+_OPEN_FLAGS_SEEN_MAX = 4096
+_open_flags_seen: dict[tuple[str, Any], tuple[dict[str, Any], bool]] = {}
+
+
+def open_fields(ev: Record, etype: str) -> dict[str, Any]:
+    """The fd.* / evt.* fields of an open, at once (each equals what its own extractor gives: tested). A node opens
+    with a handful of flag combinations: what follows from them is computed once per (type, flags)."""
+    a = ev.get("args") or {}
+    raw = a.get("flags")
+    seen = (etype, raw)
+    try:
+        known = _open_flags_seen.get(seen)
+    except TypeError:  # unhashable flags (not from the wire): computed every time
+        known = seen = None  # type: ignore[assignment]
+    if known is None:
+        known = _open_flags_fields(etype, raw)
+        if seen is not None and len(_open_flags_seen) < _OPEN_FLAGS_SEEN_MAX:
+            _open_flags_seen[seen] = known
+    out, is_dir = known
+    out = out.copy()
+    name = a.get("name") or None
+    res = int(ev.get("res", 0))
+    out["fd.name"] = name
+    out["fd.nameraw"] = a.get("nameraw") or name
+    out["fd.num"] = res if res >= 0 else None
+    if name:
+        out["fd.directory"] = name if is_dir else (name.rpartition("/")[0] or "/")
+        out["fd.filename"] = name.rpartition("/")[2]
+    else:
+        out["fd.directory"] = out["fd.filename"] = None
+    return out
 
 
 def _is_open(mode: int) -> Extractor:

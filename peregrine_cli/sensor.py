@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         SensorError,
         require_root,
         sensor_event_types,
+        sensor_ship_types,
     )
     from sensor.journal import JournalError
     from sensor.recording import RecordingError
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_kafka and not _kafka_reachable(cfg):
             logging.warning("Kafka at %s is unreachable: capturing anyway and journaling to %s until it answers",
                             cfg.kafka.bootstrap_servers, cfg.state_path / "sensor" / "journal")
-        agent = Agent(cfg, source, AgentOptions(kafka=not args.no_kafka, record=args.record))
+        agent = Agent(cfg, source, AgentOptions(kafka=not args.no_kafka, record=args.record,
+                                                ship_types=sensor_ship_types(cfg, args.rules)))
         return agent.run()
     except SensorError as exc:
         fail(str(exc))

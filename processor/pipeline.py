@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from processor.event_fields import EventFields
 from processor.internal_alerts import drop_alert
 from processor.state import EXEC_TYPES, HostState
+from schemas.event_types import META_TYPES as WIRE_META_TYPES
 
 
 class Engine(Protocol):
@@ -37,7 +38,7 @@ class BatchResult:
 
 
 # Meta events keep state and counters; rules never see them (Falco's rules never see its state-only events).
-META_TYPES = frozenset({"snapshot", "user", "group", "container", "drop"})
+META_TYPES = WIRE_META_TYPES
 
 
 def process_batch(batch: dict[str, Any], state: HostState, engine: Engine) -> BatchResult:

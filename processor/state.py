@@ -12,14 +12,12 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.event_types import LIFECYCLE_TYPES as WIRE_LIFECYCLE
+
 Record = dict[str, Any]
 Store = MutableMapping[str, Any]
 
-LIFECYCLE_TYPES = frozenset({
-    "clone", "clone3", "fork", "vfork", "execve", "execveat", "procexit", "snapshot",
-    "setuid", "setresuid", "setreuid", "setgid", "setresgid", "setregid", "chdir", "fchdir",
-    "user", "group", "container",
-})
+LIFECYCLE_TYPES = WIRE_LIFECYCLE | {"snapshot", "user", "group", "container"}
 EXEC_TYPES = frozenset({"execve", "execveat"})
 FORK_TYPES = frozenset({"clone", "clone3", "fork", "vfork"})
 MAX_ANCESTORS = 32

@@ -10,6 +10,7 @@ next start replays them first.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError
 
+from schemas.event_types import ALWAYS_SHIPPED
 from sensor.batcher import Batcher, BatchLimits, SealedBatch, SeqStore, record_cap, sensor_identity
 from sensor.drops import DropReporter
 from sensor.journal import Journal
@@ -242,6 +244,9 @@ class AgentOptions:
     metrics: bool = True
     drop_interval_s: float = 1.0
     max_inflight_records: int = 64
+    # Event types shipped to Kafka (sensor_ship_types); None ships everything captured. The rest were traced for the
+    # sensor's own fd/process tables only: counted as state-only, recorded by --record, never shipped.
+    ship_types: frozenset[str] | None = None
 
 
 class Agent:
@@ -267,6 +272,7 @@ class Agent:
         self.recorder: Recorder | None = None
         self.server: MetricsServer | None = None
         self.n_evts = 0
+        self.n_state_only = 0  # captured for the sensor's own tables, not shipped (AgentOptions.ship_types)
         self._started = False
         self._stop = threading.Event()
 
@@ -331,6 +337,12 @@ class Agent:
         self.n_evts += len(events)
         if self.recorder is not None:
             self.recorder.write(events)
+        ship = self.options.ship_types
+        if ship is not None and not ship.issuperset(types):
+            events = [e for e in events if e["type"] in ship]
+            state_only = {t: n for t, n in types.items() if t not in ship}
+            self.metrics.count_state_only(state_only)
+            self.n_state_only += sum(state_only.values())
         if self.shipper is not None:
             self._ship(self.batcher.add(events))
 
@@ -395,6 +407,12 @@ class Agent:
 # -- the adaptive event-type set ----------------------------------------------------------------------------------
 def rules_event_types(rules_files: list[str]) -> set[str] | None:
     """Event types the given rules need (None = everything), from the rules engine; None if it cannot tell."""
+    found = _rules_event_types(tuple(rules_files))
+    return None if found is None else set(found)
+
+
+@functools.lru_cache(maxsize=4)  # the capture set and the ship set both need it: load the rules once
+def _rules_event_types(rules_files: tuple[str, ...]) -> frozenset[str] | None:
     try:
         from processor.engine.engine import RulesEngine
     except ImportError:
@@ -402,7 +420,7 @@ def rules_event_types(rules_files: list[str]) -> set[str] | None:
         return None
     engine = RulesEngine()
     try:
-        result = engine.load_rules_files(rules_files)
+        result = engine.load_rules_files(list(rules_files))
     except Exception as exc:  # a rules problem must not stop capture: trace everything, say why
         log.warning("loading %s for the syscall set failed (%s): tracing the full syscall set",
                     ", ".join(rules_files), exc)
@@ -413,7 +431,15 @@ def rules_event_types(rules_files: list[str]) -> set[str] | None:
         return None
     if engine.matches_all_event_types():
         return None
-    return set(engine.required_event_types())
+    return frozenset(engine.required_event_types())
+
+
+def sensor_ship_types(cfg: Config, rules_files: list[str] | None) -> frozenset[str] | None:
+    """What the sensor ships: the rules' event types, sensor.syscalls, lifecycle and meta events; None = all."""
+    wanted = rules_event_types(rules_files or cfg.rules_files or [str(DEFAULT_RULES)])
+    if wanted is None:
+        return None
+    return frozenset(wanted | set(cfg.sensor.syscalls) | ALWAYS_SHIPPED)
 
 
 def sensor_event_types(cfg: Config, rules_files: list[str] | None) -> set[str] | None:

@@ -30,6 +30,9 @@ class SensorMetrics:
                                ["reason"], registry=r)
         self.captured = Counter("peregrine_sensor_events_captured_total", "Events captured, by type.", ["type"],
                                 registry=r)
+        self.state_only = Counter("peregrine_sensor_events_state_only_total",
+                                  "Events traced for the sensor's own fd/process tables and not shipped (no loaded rule "
+                                  "reads their type), by type.", ["type"], registry=r)
         self.published = Counter("peregrine_sensor_events_published_total",
                                  "Events acknowledged by Kafka, by type.", ["type"], registry=r)
         self.records = Counter("peregrine_sensor_records_published_total",
@@ -57,6 +60,10 @@ class SensorMetrics:
             self.captured.labels(event_type).inc(n)
             total += n
         self.n_evts.inc(total)
+
+    def count_state_only(self, types: Mapping[str, int]) -> None:
+        for event_type, n in types.items():
+            self.state_only.labels(event_type).inc(n)
 
     def count_published(self, types: Mapping[str, int], n_bytes: int) -> None:
         total = 0

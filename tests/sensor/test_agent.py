@@ -168,3 +168,44 @@ def test_a_stuck_producer_is_replaced_and_nothing_is_lost(kafka_config: Config, 
         publisher.poll(0.1)
     records = read_topic(kafka_config, kafka_config.kafka.topics.events, 800)
     assert_complete_and_ordered(records, list(range(800)))
+
+
+def test_events_traced_only_for_the_sensors_tables_stay_on_the_node(kafka_config: Config, tmp_path: Path) -> None:
+    """Rules on openat: close and dup2 are traced (the sensor's fd table names later fds) but no rule reads them,
+    so they are counted as state-only and not shipped; lifecycle and meta events always are."""
+    from schemas.event_types import ALWAYS_SHIPPED
+
+    cycle = ["openat", "close", "dup2", "clone", "execve", "procexit", "snapshot"]
+    record(tmp_path / "cap.avro", [make_event(i, type_=cycle[i % len(cycle)]) for i in range(7000)])
+    cfg = sensor_config(kafka_config)
+    agent = Agent(cfg, ReplaySource(tmp_path / "cap.avro"), AgentOptions(ship_types={"openat"} | ALWAYS_SHIPPED))
+    agent.start()
+    try:
+        while not agent.source.finished:
+            agent.step()
+        agent._ship(agent.batcher.flush())
+        assert agent.shipper is not None
+        agent.shipper.stop(30)
+        assert agent.server is not None
+        text = httpx.get(f"http://127.0.0.1:{agent.server.port}/metrics").text
+    finally:
+        agent.close()
+    records = read_topic(cfg, cfg.kafka.topics.events, 5000)
+    shipped = [e for r in records for e in r["batch"]["events"]]
+    assert {e["type"] for e in shipped} == {"openat", "clone", "execve", "procexit", "snapshot"}
+    assert len(shipped) == 5000 and [e["tid"] for e in shipped] == [i for i in range(7000) if i % 7 not in (1, 2)]
+    assert agent.n_evts == 7000 and agent.n_state_only == 2000 and agent.drops() == {}
+    assert 'peregrine_sensor_events_state_only_total{type="close"} 1000.0' in text
+    assert 'peregrine_sensor_events_state_only_total{type="dup2"} 1000.0' in text
+    assert "falcosecurity_scap_n_evts_total 7000.0" in text  # captured, as Falco counts them
+
+
+def test_falcos_stable_rules_trace_close_for_the_fd_table_but_do_not_ship_it() -> None:
+    from sensor.agent import sensor_event_types, sensor_ship_types
+
+    stable = [str(REPO_ROOT.parent / "shared" / "falco-rules" / "falco_rules.yaml")]
+    traced, shipped = sensor_event_types(Config(), stable), sensor_ship_types(Config(), stable)
+    assert traced is not None and shipped is not None
+    assert {"openat", "close", "dup2", "accept"} <= traced  # the fd table: every way an fd is made or closed
+    assert {"openat", "dup2", "execve", "connect", "clone", "procexit", "snapshot"} <= shipped  # rules read dup2
+    assert not {"close", "accept", "bind"} & shipped

@@ -7,6 +7,7 @@ Kafka record and drops. Needs root. auditd is installed on demand (apt-get) unle
 
     .venv/bin/python bench/sensor_bench.py [--iterations 500000] [--skip auditd] [--json out.json]
     .venv/bin/python bench/sensor_bench.py --sweep 50000,100000,200000,300000   # highest zero-loss rate
+    .venv/bin/python bench/sensor_bench.py --sweep ... --sweep-rules ../shared/falco-rules/falco_rules.yaml
 """
 
 from __future__ import annotations
@@ -161,12 +162,15 @@ def wait_shipped(port: int, timeout_s: float) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def peregrine_sensor(broker: LocalKafka, work: Path) -> Iterator[int]:
-    """`peregrine sensor` with the bench rule, shipping to the broker; yields its metrics port once healthy."""
+def peregrine_sensor(broker: LocalKafka, work: Path, rules_files: list[str] | None = None) -> Iterator[int]:
+    """`peregrine sensor` with the bench rule (or the given rules files), shipping to the broker; yields its metrics
+    port once healthy."""
     port = free_port()
-    rules = work / "bench_rules.yaml"
-    rules.write_text(BENCH_RULES)
-    cmd = [sys.executable, "-m", "peregrine_cli.main", "sensor", "--rules", str(rules)]
+    if not rules_files:
+        rules = work / "bench_rules.yaml"
+        rules.write_text(BENCH_RULES)
+        rules_files = [str(rules)]
+    cmd = [sys.executable, "-m", "peregrine_cli.main", "sensor", "--rules", *rules_files]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=sensor_env(work / "sensor-state", broker, port),
                             stdout=subprocess.DEVNULL, stderr=open(work / "sensor.log", "wb"))  # noqa: SIM115
     try:
@@ -275,12 +279,12 @@ def run_shipping_half(events: int, broker: LocalKafka, work: Path) -> dict[str, 
 
 
 def run_sweep(binary: Path, target: Path, rates: list[int], seconds: float, broker: LocalKafka,
-              work: Path) -> list[dict[str, Any]]:
+              work: Path, rules_files: list[str] | None = None) -> list[dict[str, Any]]:
     """The workload paced at each offered rate (syscalls/s) for `seconds`, one sensor for all: what is shipped
     and what is dropped at each rate. Zero loss = no drop counted for any reason (ring buffer, scratch, queue,
     journal) while the sensor catches up after each rate."""
     out = []
-    with peregrine_sensor(broker, work) as port:
+    with peregrine_sensor(broker, work, rules_files) as port:
         for rate in rates:
             before = settled(port)
             t0 = time.monotonic()
@@ -293,6 +297,7 @@ def run_sweep(binary: Path, target: Path, rates: list[int], seconds: float, brok
             captured, published = delta("falcosecurity_scap_n_evts_total"), \
                 delta("peregrine_sensor_events_published_total:sum")
             drops = delta("falcosecurity_scap_n_drops_total:sum")
+            state_only = delta("peregrine_sensor_events_state_only_total:sum")
             records = delta("peregrine_sensor_records_published_total")
             row = {"offered_per_s": rate, "achieved_per_s": round(2 * max(256, int(rate * seconds / 2)) / wall),
                    "workload_cpu_s": round(cpu, 3), "captured": captured, "published": published, "drops": drops,
@@ -302,7 +307,8 @@ def run_sweep(binary: Path, target: Path, rates: list[int], seconds: float, brok
                                        if k.startswith("falcosecurity_scap_n_drops_total{") and delta(k)},
                    # Other processes' events keep arriving (the capture is system-wide): "in flight" is what was
                    # captured but not yet published when the counters were read, not a loss.
-                   "in_flight": max(0.0, captured - published), "zero_loss": drops == 0}
+                   "state_only": state_only, "in_flight": max(0.0, captured - state_only - published),
+                   "zero_loss": drops == 0}
             print("sweep", row, flush=True)
             out.append(row)
     return out
@@ -389,6 +395,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--sweep", help="only the zero-loss sweep: comma-separated offered rates (syscalls/s)")
     parser.add_argument("--sweep-seconds", type=float, default=5.0, help="workload seconds per sweep rate")
+    parser.add_argument("--sweep-rules", nargs="+", help="rules files for the sweep's sensor (default: the bench "
+                        "rule on open/openat/openat2/close, the auditd rule's equivalent)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("sensor_bench: run as root (eBPF, auditd)", file=sys.stderr)
@@ -406,7 +414,7 @@ def main() -> int:
         try:
             broker.start()
             rows = run_sweep(binary, target, [int(r) for r in args.sweep.split(",")], args.sweep_seconds, broker,
-                             work)
+                             work, args.sweep_rules)
         finally:
             broker.stop()
         best = max((r["offered_per_s"] for r in rows if r["zero_loss"]), default=0)

@@ -42,19 +42,21 @@ class EventFields(dict[str, Any]):
         self.state = state
         self.seq = seq
         self._ancestors: list[Record] | None = None
+        # (written straight into this dict: no intermediate dicts to build, copy and free)
+        if etype in flags.OPEN_TYPES:
+            open_fields(ev, etype, self)
+        else:
+            self["evt.type"] = etype
         seeded = _SEEDED.get(etype)
         if seeded is None or "pid" not in ev:
             self._proc: Any = _MISSING
-            dict.__init__(self, {"evt.type": etype})
             return
-        fields = open_fields(ev, etype) if etype in flags.OPEN_TYPES else {"evt.type": etype}
         p = self._proc = state.proc(host, ev["pid"])
         if p:
             try:
-                fields.update(seeded(p))
+                seeded(p, self)
             except Exception:  # noqa: BLE001 - a malformed record: its fields fail (or not) when read, one by one
                 pass
-        dict.__init__(self, fields)
 
     # -- mapping protocol used by the engine ----------------------------------------------------------------
     get = dict.__getitem__  # type: ignore[assignment]
@@ -528,9 +530,10 @@ _OPEN_FLAGS_SEEN_MAX = 4096
 _open_flags_seen: dict[tuple[str, Any], tuple[dict[str, Any], bool]] = {}
 
 
-def open_fields(ev: Record, etype: str) -> dict[str, Any]:
-    """The fd.* / evt.* fields of an open, at once (each equals what its own extractor gives: tested). A node opens
-    with a handful of flag combinations: what follows from them is computed once per (type, flags)."""
+def open_fields(ev: Record, etype: str, out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fd.* / evt.* fields of an open, at once (each equals what its own extractor gives: tested), in `out` or
+    a new dict. A node opens with a handful of flag combinations: what follows from them is computed once per
+    (type, flags)."""
     a = ev.get("args") or {}
     raw = a.get("flags")
     seen = (etype, raw)
@@ -542,8 +545,11 @@ def open_fields(ev: Record, etype: str) -> dict[str, Any]:
         known = _open_flags_fields(etype, raw)
         if seen is not None and len(_open_flags_seen) < _OPEN_FLAGS_SEEN_MAX:
             _open_flags_seen[seen] = known
-    out, is_dir = known
-    out = out.copy()
+    base, is_dir = known
+    if out is None:
+        out = base.copy()
+    else:
+        out.update(base)
     name = a.get("name") or None
     res = int(ev.get("res", 0))
     out["fd.name"] = name
@@ -620,36 +626,39 @@ def _k8s_label(key: str) -> Extractor:
 
 
 # -- a process's own fields, for seeding ----------------------------------------------------------------------
-def process_fields(p: Record) -> dict[str, Any]:
-    """A (non-empty) record's own proc.* fields and container.id, as their own extractors compute them (tested)."""
+def process_fields(p: Record, out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A (non-empty) record's own proc.* fields and container.id, as their own extractors compute them (tested),
+    in `out` or a new dict."""
+    out = {} if out is None else out
     get = p.get
     path = get("exepath") or get("exe") or ""
-    name = path.rpartition("/")[2] if path else (get("comm") or None)
+    out["proc.name"] = name = path.rpartition("/")[2] if path else (get("comm") or None)
+    out["container.id"] = get("container_id") or "host"
+    out["proc.exe"] = get("exe") or None
+    out["proc.exepath"] = get("exepath") or None
     args = get("args") or []
-    return {
-        "proc.name": name,
-        "container.id": get("container_id") or "host",
-        "proc.exe": get("exe") or None,
-        "proc.exepath": get("exepath") or None,
-        "proc.cmdline": " ".join([name or "", *args]) if args else (name or ""),
-        "proc.args": " ".join(args),
-        "proc.cwd": get("cwd") or None,
-        "proc.env": " ".join(get("env") or []),
-        "proc.is_exe_from_memfd": bool(get("exe_from_memfd")),
-        "proc.is_exe_upper_layer": bool(get("exe_upper_layer")),
-    }
+    out["proc.cmdline"] = " ".join([name or "", *args]) if args else (name or "")
+    out["proc.args"] = " ".join(args)
+    out["proc.cwd"] = get("cwd") or None
+    out["proc.env"] = " ".join(get("env") or [])
+    out["proc.is_exe_from_memfd"] = bool(get("exe_from_memfd"))
+    out["proc.is_exe_upper_layer"] = bool(get("exe_upper_layer"))
+    return out
 
 
-def name_and_container(p: Record) -> dict[str, Any]:
-    """proc.name and container.id of a (non-empty) record: the two process fields rules read on every open."""
+def name_and_container(p: Record, out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """proc.name and container.id of a (non-empty) record, the two process fields rules read on every open, in
+    `out` or a new dict."""
+    out = {} if out is None else out
     get = p.get
     path = get("exepath") or get("exe") or ""
-    return {"proc.name": path.rpartition("/")[2] if path else (get("comm") or None),
-            "container.id": get("container_id") or "host"}
+    out["proc.name"] = path.rpartition("/")[2] if path else (get("comm") or None)
+    out["container.id"] = get("container_id") or "host"
+    return out
 
 
 # event type -> the process fields its events are seeded with
-_SEEDED: dict[str, Callable[[Record], dict[str, Any]]] = {
+_SEEDED: dict[str, Callable[[Record, dict[str, Any]], dict[str, Any]]] = {
     **{t: name_and_container for t in flags.OPEN_TYPES | FD_CALLS_WITH_SOCKET},
     "execve": process_fields, "execveat": process_fields,
 }

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from processor import flags
-from processor.state import HostState, Record
+from processor.state import MAX_ANCESTORS, HostState, Record
 
 Extractor = Callable[["EventFields"], Any]
 _MISSING = object()
@@ -81,9 +81,7 @@ class EventFields(dict[str, Any]):
         return f"EventFields({self.host}, seq={self.seq}, {self.ev.get('type')}, computed={dict.__repr__(self)})"
 
     def _extract(self, key: str) -> Any:
-        fn = EXTRACTORS.get(key)
-        if fn is not None:
-            return fn(self)
+        """A field with no extractor of its own (`__missing__` looked): an argument field, or None."""
         if key.endswith("]") and "[" in key:
             name, _, arg = key[:-1].partition("[")
             afn = ARG_EXTRACTORS.get(name)
@@ -154,6 +152,10 @@ def _args(p: Record | None) -> str | None:
     if p is None:
         return None
     return " ".join(p.get("args") or [])
+
+
+def _pid(p: Record | None) -> int | None:
+    return p.get("pid") if p else None
 
 
 def _tty(f: EventFields) -> int | None:
@@ -717,7 +719,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "proc.aname": _ancestor_values(_name),
     "proc.aexe": _ancestor_values(_exe),
     "proc.aexepath": _ancestor_values(_exepath),
-    "proc.apid": _ancestor_values(lambda p: p.get("pid") if p else None),
+    "proc.apid": _ancestor_values(_pid),
     "thread.tid": lambda f: f.ev["tid"],
     "thread.vtid": lambda f: f.ev["tid"],
     "thread.cap_permitted": _caps("cap_permitted"),
@@ -777,9 +779,21 @@ ARG_EXTRACTORS: dict[str, Callable[[EventFields, str], Any]] = {
     "proc.aname": _ancestor_at(_name),
     "proc.aexe": _ancestor_at(_exe),
     "proc.aexepath": _ancestor_at(_exepath),
-    "proc.apid": _ancestor_at(lambda p: p.get("pid") if p else None),
+    "proc.apid": _ancestor_at(_pid),
     "proc.env": _env_var,
     "evt.arg": _evt_arg_index,
     "evt.rawarg": lambda f, a: evt_arg(f, a, raw=True),
     "container.mount.dest": _mount_dest,
 }
+
+
+
+def _ancestor_level(getter: Callable[[Record | None], Any], n: int) -> Extractor:
+    return lambda f: getter(f.ancestor(n))
+
+
+# proc.aname[2] & co. are read on every exec: the levels a chain can have get extractors of their own, so their
+# keys are not parsed for the argument each time (each equals its ARG_EXTRACTORS reading: tested)
+for _field, _getter in (("proc.aname", _name), ("proc.aexe", _exe), ("proc.aexepath", _exepath),
+                        ("proc.apid", _pid)):
+    EXTRACTORS.update({f"{_field}[{n}]": _ancestor_level(_getter, n) for n in range(MAX_ANCESTORS + 1)})

@@ -254,3 +254,16 @@ def test_a_malformed_record_fails_only_the_field_that_cannot_be_read() -> None:
         pass
     else:
         raise AssertionError("proc.cmdline of non-text args reads as an error, as before seeding")
+
+
+def test_ancestor_levels_read_directly_equal_their_argument_reading() -> None:
+    from processor.event_fields import ARG_EXTRACTORS, EXTRACTORS
+
+    state = new_state()
+    tree(state)
+    f = fields_of(state, event(T0 + 3, "openat", 200, comm="cat", args={"name": "/x", "flags": "0"}))
+    for field in ("proc.aname", "proc.aexe", "proc.aexepath", "proc.apid"):
+        for n in range(6):
+            assert EXTRACTORS[f"{field}[{n}]"](f) == ARG_EXTRACTORS[field](f, str(n)), (field, n)
+    assert [f.get(f"proc.aname[{n}]") for n in range(5)] == ["cat", "bash", "sshd", "systemd", None]
+    assert f.get("proc.apid[1]") == 100 and f.get("proc.aname[01]") == "bash"  # any spelling of the level

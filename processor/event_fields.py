@@ -60,6 +60,8 @@ class EventFields(dict[str, Any]):
         if p:
             try:
                 seeded(p, self)
+                if seeded is process_fields:  # execs: rules read the parent's and grandparents' names too
+                    ancestry_fields(self.ancestors, self)
             except Exception:  # noqa: BLE001 - a malformed record: its fields fail (or not) when read, one by one
                 pass
 
@@ -684,6 +686,21 @@ def name_and_container(p: Record, out: dict[str, Any] | None = None) -> dict[str
     out["proc.name"] = path.rpartition("/")[2] if path else (get("comm") or None)
     out["container.id"] = get("container_id") or "host"
     return out
+
+
+def ancestry_fields(ancestors: list[Record], out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """proc.pname, proc.aname[1..N] and proc.aname of a process with these ancestors (parent first), as their own
+    extractors compute them (tested), in `out` or a new dict."""
+    out = {} if out is None else out
+    names = [_name(a) for a in ancestors]
+    for n, name in enumerate(names, 1):
+        out[_ANAME_KEYS[n]] = name
+    out["proc.pname"] = names[0] if names else None
+    out["proc.aname"] = [name for name in names if name is not None] or None
+    return out
+
+
+_ANAME_KEYS = [f"proc.aname[{n}]" for n in range(MAX_ANCESTORS + 1)]
 
 
 # event type -> the process fields its events are seeded with

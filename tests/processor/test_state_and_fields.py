@@ -294,3 +294,19 @@ def test_socket_fields_computed_together_equal_each_fields_own_extractor() -> No
                 if args.get("sport") == "nan" and key == "fd.port":
                     continue  # a port that is no number fails when read, seeded or not
                 assert f.get(key) == EXTRACTORS[key](f), (etype, args, key)
+
+
+def test_ancestry_seeded_on_execs_equals_each_fields_own_extractor() -> None:
+    from processor.event_fields import EXTRACTORS, ancestry_fields
+
+    state = new_state()
+    tree(state)
+    state.apply(HOST, event(T0 + 3, "snapshot", 500, ppid=200, comm="", proc={**proc_info("", [""]), "exe": ""}))
+    for pid in (200, 100, 1, 500):
+        f = fields_of(state, event(T0 + 4, "execve", pid, comm="x"))
+        seeded = ancestry_fields(f.ancestors)
+        assert set(seeded) >= {"proc.pname", "proc.aname"}
+        for key, value in seeded.items():
+            assert EXTRACTORS[key](f) == value and f.get(key) == value, (pid, key)
+    assert fields_of(state, event(T0 + 4, "execve", 500, comm="x")).get("proc.aname") == ["cat", "bash", "sshd",
+                                                                                         "systemd"]

@@ -553,6 +553,11 @@ class _Compiler:
             return f"({load} is not None and {var} {simple[op]} {self.const(rhs)})"
         if op in ("contains", "bcontains"):
             return f"({load} is not None and {self.const(rhs)} in {var})"
+        if op in ("startswith", "bstartswith", "endswith") and isinstance(rhs, str | bytes) and rhs:
+            # a slice compared: values are of the field's type here, where str.startswith's argument parsing
+            # costs more than slicing (an empty affix keeps the method: `s[-0:]` is all of `s`)
+            part = f"{var}[:{len(rhs)}]" if op != "endswith" else f"{var}[-{len(rhs)}:]"
+            return f"({load} is not None and {part} == {self.const(rhs)})"
         if op in ("startswith", "bstartswith"):
             return f"({load} is not None and {var}.startswith({self.const(rhs)}))"
         if op == "endswith":

@@ -36,6 +36,20 @@ def compile_error(condition: str) -> FilterCompileError:
         ("fd.name startswith /etc/", {"fd.name": "/etc/shadow"}, True),
         ("fd.name endswith shadow", {"fd.name": "/etc/shadow"}, True),
         ("fd.name endswith shadow", {"fd.name": "/etc/passwd"}, False),
+        # affixes are tested as slices: values shorter than, equal to and around the affix; the empty affix
+        ("fd.name startswith /etc/", {"fd.name": "/et"}, False),
+        ("fd.name startswith /etc/", {"fd.name": "/etc/"}, True),
+        ("fd.name startswith /etc/", {"fd.name": ""}, False),
+        ("fd.name endswith shadow", {"fd.name": "adow"}, False),
+        ("fd.name endswith shadow", {"fd.name": "shadow"}, True),
+        ("fd.name endswith shadow", {"fd.name": "shadowx"}, False),
+        ("fd.name startswith ''", {"fd.name": "x"}, True),
+        ("fd.name endswith ''", {"fd.name": "x"}, True),
+        ("fd.name endswith ''", {"fd.name": ""}, True),
+        ("fd.name startswith /ét", {"fd.name": "/étc"}, True),
+        ("fd.name endswith é", {"fd.name": "/étc/café"}, True),
+        ("fd.name startswith /etc/", {}, False),
+        ("not fd.name endswith x", {}, True),
         ("fd.name glob '/etc/*'", {"fd.name": "/etc/ssh/sshd_config"}, True),  # '*' crosses '/'
         ("fd.name glob /etc/?hadow", {"fd.name": "/etc/shadow"}, True),
         ("fd.name glob /etc/[a-r]*", {"fd.name": "/etc/shadow"}, False),
@@ -255,6 +269,8 @@ def test_raw_arguments_compare_as_numbers_or_strings() -> None:
 def test_buffers() -> None:
     assert matches("evt.buffer bcontains 6869", {"evt.buffer": b"say hi"}) is True
     assert matches("evt.buffer bstartswith 6869", {"evt.buffer": b"say hi"}) is False
+    assert matches("evt.buffer bstartswith 7361", {"evt.buffer": b"say hi"}) is True
+    assert matches("evt.buffer bstartswith 736179206869", {"evt.buffer": b"say"}) is False
     assert matches("evt.buffer contains hi", {"evt.buffer": "say hi"}) is True
 
 

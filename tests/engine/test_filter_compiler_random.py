@@ -13,7 +13,7 @@ from processor.engine.ast import And, Check, FieldRef, ListValue, Node, Not, Or,
 from processor.engine.filter_compiler import compile_filter, compile_ruleset
 
 FIELDS = ["proc.name", "proc.pname", "fd.name", "user.name"]
-VALUES = ["a", "ab", "b", "/etc/x", "/usr/y"]
+VALUES = ["a", "ab", "b", "/etc/x", "/usr/y", "/etc/x/z", "x/z"]  # affixes of each other
 TYPES = ["open", "openat", "execve"]
 
 

@@ -581,15 +581,25 @@ def socket_fields(ev: Record, out: dict[str, Any] | None = None) -> dict[str, An
     if not fam or int(fam) not in (2, 10):  # raises where _fd_family would (the caller then seeds nothing)
         return out
     fam = int(fam)
-    sip, dip, sport, dport = (None if (v := a.get(k)) in (None, "") else v for k in ("sip", "dip", "sport", "dport"))
-    sport = None if sport is None else int(sport)
-    dport = None if dport is None else int(dport)
+    get = a.get
+    sip, dip, sport, dport = get("sip"), get("dip"), get("sport"), get("dport")
+    sip = None if sip is None or sip == "" else sip
+    dip = None if dip is None or dip == "" else dip
+    sport = None if sport is None or sport == "" else int(sport)
+    dport = None if dport is None or dport == "" else int(dport)
+    if sip:  # as _ip_any and _port_any: the ends there are, or None (one list per field)
+        ips: list[Any] | None = [sip, dip] if dip else [sip]
+    else:
+        ips = [dip] if dip else None
+    if sport is not None:
+        ports: list[int] | None = [sport, dport] if dport is not None else [sport]
+    else:
+        ports = [dport] if dport is not None else None
     kind = "ipv4" if fam == 2 else "ipv6"
     out.update({
-        "fd.type": kind, "fd.typechar": _TYPECHAR[kind], "fd.sockfamily": "ip", "fd.l4proto": a.get("l4proto") or None,
+        "fd.type": kind, "fd.typechar": _TYPECHAR[kind], "fd.sockfamily": "ip", "fd.l4proto": get("l4proto") or None,
         "fd.sip": dip, "fd.cip": sip, "fd.sport": dport, "fd.cport": sport, "fd.snet": dip, "fd.cnet": sip,
-        "fd.ip": [v for v in (sip, dip) if v] or None, "fd.net": [v for v in (sip, dip) if v] or None,
-        "fd.port": [v for v in (sport, dport) if v is not None] or None,
+        "fd.ip": ips, "fd.net": None if ips is None else list(ips), "fd.port": ports,
     })
     return out
 

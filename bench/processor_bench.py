@@ -268,6 +268,9 @@ def _child(args: tuple[list[tuple[str, bytes]], bool]) -> tuple[int, float]:
 
 
 def in_process(records: list[tuple[str, bytes]], engine: Any, profile: bool) -> dict[str, float]:
+    from processor.worker import tune_gc
+
+    tune_gc()  # the worker's garbage-collector settings, for both the baseline and the pipeline
     run_pipeline(records[: max(1, len(records) // 20)], engine)  # warm caches (flags, regexes)
     cpu_b, wall_b, n_b = timed(lambda: run_decode_only(records))
     cpu_p, wall_p, (n_p, alerts) = timed(lambda: run_pipeline(records, engine))

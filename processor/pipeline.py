@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from processor.event_fields import EventFields
 from processor.internal_alerts import drop_alert
-from processor.state import EXEC_TYPES, HostState
+from processor.state import EXEC_TYPES, LIFECYCLE_TYPES, HostState
 from schemas.event_types import META_TYPES as WIRE_META_TYPES
 
 
@@ -44,12 +44,12 @@ META_TYPES = WIRE_META_TYPES
 def process_batch(batch: dict[str, Any], state: HostState, engine: Engine) -> BatchResult:
     host = batch["hostname"]
     first_seq = int(batch.get("first_seq", 0))
-    result = BatchResult()
-    apply = state.apply
-    for i, ev in enumerate(batch["events"]):
+    events = batch["events"]
+    result = BatchResult(events=len(events))
+    apply, process, lifecycle = state.apply, engine.process, LIFECYCLE_TYPES
+    for i, ev in enumerate(events):
         seq = first_seq + i
         etype = ev["type"]
-        result.events += 1
         if etype in META_TYPES:
             apply(host, ev)
             result.state_changes += 1
@@ -63,14 +63,14 @@ def process_batch(batch: dict[str, Any], state: HostState, engine: Engine) -> Ba
             apply(host, ev)
         fields = EventFields(ev, host, state, seq)
         try:
-            matches = engine.process(fields)
+            matches = process(fields)
             for m in matches:
                 alert = engine.format_alert(m, fields, host, seq, int(ev["ts"]))
                 result.alerts.append(alert)
                 result.matches[(alert["rule"], alert["priority"], alert["source"])] += 1
         except Exception as exc:  # one bad event must not stop a host's stream: it is dead-lettered
             result.failures.append(EngineFailure(seq, ev, f"{type(exc).__name__}: {exc}"))
-        if not exec_first:
+        if not exec_first and etype in lifecycle:  # (most events are not: no call for them)
             apply(host, ev)
     return result
 

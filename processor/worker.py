@@ -9,6 +9,7 @@ same id. Agents run with concurrency 1: one partition's records are processed st
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -353,8 +354,18 @@ async def _serve_http(port: int, holder: RulesHolder, state: HostState) -> None:
     await web.TCPSite(runner, "0.0.0.0", port).start()
 
 
+def tune_gc() -> None:
+    """A batch allocates ~10 objects per event and keeps few: the default gen-0 threshold (700) runs a collection
+    every ~70 events, each re-scanning the compiled rules and Faust's objects. Those are frozen out of the
+    collector's view (after start-up) and gen-0 runs 70x less often (~10 % of a worker's CPU in the processor bench)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def run_worker(cfg: Config, rules_files: list[str], loglevel: str = "WARNING", decode_only: bool = False) -> int:
     app = build_app(cfg, rules_files, decode_only)
+    tune_gc()
     # aiokafka and faust log per message at DEBUG; with the root logger open that builds a record per send
     # (7 % of a worker's CPU in the benchmark profile) that the handler then drops.
     for name in ("aiokafka", "faust", "mode"):

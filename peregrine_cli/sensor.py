@@ -37,6 +37,16 @@ def _kafka_reachable(cfg: object) -> bool:
         return False
 
 
+def tune_gc() -> None:
+    """The capture loop allocates a dict or two per event and keeps none past its batch: the start-up objects
+    (the compiled probe's tables, the rules) are frozen out of the collector's view and gen-0 runs 70x less often."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sensor %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("kafka-probe").setLevel(logging.CRITICAL)
@@ -73,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                             cfg.kafka.bootstrap_servers, cfg.state_path / "sensor" / "journal")
         agent = Agent(cfg, source, AgentOptions(kafka=not args.no_kafka, record=args.record,
                                                 ship_types=sensor_ship_types(cfg, args.rules)))
+        tune_gc()
         return agent.run()
     except SensorError as exc:
         fail(str(exc))

@@ -61,7 +61,7 @@ class LiveSource:
 
     event_types: set[str] | None
     argv_max: int = 32
-    ring_buffer_pages: int = 1024
+    ring_buffer_pages: int = 4096
     container_state_roots: dict[str, str] = field(default_factory=dict)  # sensor.container_state_roots
     snapshot_interval_s: float = 3600.0  # keyframe snapshots for retro-hunts; 0: only the start-up snapshot
     finished: bool = False

@@ -60,7 +60,7 @@ class SensorConfig:
     batch_max_events: int = 4096
     batch_max_bytes: int = 900_000
     linger_ms: int = 100
-    ring_buffer_pages: int = 1024
+    ring_buffer_pages: int = 4096  # 16 MiB: ~0.6 s of opens at 150k/s while user space is busy
     journal_max_bytes: int = 1 << 30
     metrics_port: int = 8766
     argv_max: int = 32

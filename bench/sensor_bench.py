@@ -267,6 +267,12 @@ def run_shipping_half(events: int, broker: LocalKafka, work: Path) -> dict[str, 
     cfg.kafka = KafkaConfig(bootstrap_servers=broker.bootstrap)
     cfg.sensor.metrics_port = 0
     agent = Agent(cfg, MemorySource(chunks))
+    try:
+        from peregrine_cli.sensor import tune_gc
+    except ImportError:  # an older checkout (A/B runs): its default collector settings
+        pass
+    else:
+        tune_gc()  # as `peregrine sensor` runs
     t0 = time.monotonic()
     agent.run(install_signals=False)
     elapsed = time.monotonic() - t0

@@ -96,9 +96,9 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
 
     # Records are processed back to back; their sends are acknowledged in groups (`settle`): a record's offset
     # becomes committable only after the flush that follows it, so the worker never idles waiting for acks. The
-    # commit follows each settle at once: the table changelog is written at settle time, so a crash replays exactly
-    # the records whose state changes were not yet written (short of a crash between the acknowledgement and the
-    # commit, a few milliseconds).
+    # commit follows each settle at once: the table changelog is written at settle time, so a crash replays the
+    # records whose state changes were not yet written (short of a crash in the moments between a settle's flush and
+    # its commit, when a replayed record meets state that already includes it).
     in_flight: list[Any] = []  # send futures (alerts, DLQ) not yet settled
     unsettled: list[tuple[Any, int, int]] = []  # (tp, offset, guard epoch) processed since the last settle
     settling = asyncio.Lock()

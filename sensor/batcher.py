@@ -54,6 +54,7 @@ class SealedBatch:
     n_events: int
     payload: bytes
     types: dict[str, int] = field(default_factory=dict)
+    first_ts_ns: int = 0  # the first event's time: the Kafka record's timestamp (a hunt's window is event time)
 
     @property
     def last_seq(self) -> int:
@@ -193,7 +194,8 @@ class Batcher:
                 continue
             self._bytes_per_event = 0.7 * self._bytes_per_event + 0.3 * (len(payload) / len(chunk))
             batch_seq, first_seq = self.seq.advance(len(chunk))
-            out.append(SealedBatch(batch_seq, first_seq, len(chunk), payload, dict(Counter(map(_type_of, chunk)))))
+            out.append(SealedBatch(batch_seq, first_seq, len(chunk), payload, dict(Counter(map(_type_of, chunk))),
+                                   int(chunk[0].get("ts") or 0)))
         return out
 
     def _oversize(self, event: dict[str, Any], size: int) -> None:

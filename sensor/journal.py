@@ -59,7 +59,7 @@ def segment_name(batch_seq: int) -> str:
 
 
 def _encode_record(batch: SealedBatch) -> bytes:
-    types = orjson.dumps(batch.types)
+    types = orjson.dumps({"types": batch.types, "ts": batch.first_ts_ns})
     body = types + batch.payload
     header = HEADER.pack(MAGIC, len(batch.payload), zlib.crc32(body), batch.batch_seq, batch.first_seq,
                          batch.n_events, len(types))
@@ -227,9 +227,13 @@ class Journal:
         if magic != MAGIC or len(body) != tlen + plen:
             raise JournalError(f"{self.dir / seg}:{off}: journal record unreadable")
         end = off + HEADER.size + tlen + plen
-        types = orjson.loads(body[:tlen]) if tlen else {}
+        meta = orjson.loads(body[:tlen]) if tlen else {}
+        if isinstance(meta.get("types"), dict):
+            types, first_ts = meta["types"], int(meta.get("ts") or 0)
+        else:  # a journal written before the timestamp was kept: the metadata is the types map itself
+            types, first_ts = meta, 0
         self._read = (seg, end)
-        return JournalEntry(SealedBatch(batch_seq, first_seq, n_events, body[tlen:], types), seg, off, end)
+        return JournalEntry(SealedBatch(batch_seq, first_seq, n_events, body[tlen:], types, first_ts), seg, off, end)
 
     def ack(self, entry: JournalEntry) -> None:
         """Kafka has the record (deliveries arrive in order): everything up to it is delivered."""

@@ -125,6 +125,7 @@ class Publisher:
         item = InFlight(batch, entry)
         try:
             self.producer.produce(self.topic, value=batch.payload, key=self.key, headers=self.headers,
+                                  timestamp=batch.first_ts_ns // 1_000_000,  # 0: now (librdkafka's default)
                                   on_delivery=partial(self._on_delivery, item))
         except BufferError:
             return False

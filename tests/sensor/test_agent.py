@@ -51,6 +51,8 @@ def test_a_replayed_recording_reaches_kafka_in_order(kafka_config: Config, tmp_p
 
     records = read_topic(cfg, cfg.kafka.topics.events, 20_000)
     assert_complete_and_ordered(records, list(range(20_000)))
+    # The record time is its first event's time (a retro-hunt's window is event time, journaled or not).
+    assert all(r["timestamp_ms"] == r["batch"]["events"][0]["ts"] // 1_000_000 for r in records)
     assert all(len(r["batch"]["events"]) <= 1000 for r in records)
     assert agent.drops() == {}
     assert not any((cfg.state_path / "sensor" / "journal").glob("*.seg"))
@@ -178,7 +180,7 @@ def test_events_traced_only_for_the_sensors_tables_stay_on_the_node(kafka_config
     cycle = ["openat", "close", "dup2", "clone", "execve", "procexit", "snapshot"]
     record(tmp_path / "cap.avro", [make_event(i, type_=cycle[i % len(cycle)]) for i in range(7000)])
     cfg = sensor_config(kafka_config)
-    agent = Agent(cfg, ReplaySource(tmp_path / "cap.avro"), AgentOptions(ship_types={"openat"} | ALWAYS_SHIPPED))
+    agent = Agent(cfg, ReplaySource(tmp_path / "cap.avro"), AgentOptions(ship_types=frozenset({"openat"}) | ALWAYS_SHIPPED))
     agent.start()
     try:
         while not agent.source.finished:

@@ -10,7 +10,7 @@ from sensor.journal import Journal
 
 def batch(seq: int, size: int = 1000) -> SealedBatch:
     return SealedBatch(batch_seq=seq, first_seq=seq * 10, n_events=10, payload=bytes([seq % 251]) * size,
-                       types={"openat": 7, "close": 3})
+                       types={"openat": 7, "close": 3}, first_ts_ns=1_700_000_000_000_000_000 + seq)
 
 
 def drain(journal: Journal, ack: bool = True) -> list[int]:
@@ -118,3 +118,23 @@ def test_unread_gives_back_only_the_batch_that_could_not_be_sent(tmp_path: Path)
     assert refused is not None and refused.batch.batch_seq == 2
     j.unread(refused)
     assert drain(j, ack=False) == [2, 3]
+
+
+def test_a_journal_written_before_timestamps_were_kept_still_replays(tmp_path: Path) -> None:
+    """Upgrading a sensor with batches on disk: the old records (a bare types map as metadata) read back, and their
+    Kafka timestamp falls back to the send time."""
+    import zlib
+
+    import orjson
+
+    from sensor.journal import HEADER, MAGIC, segment_name
+
+    old = batch(3)
+    types = orjson.dumps(old.types)
+    body = types + old.payload
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / segment_name(3)).write_bytes(
+        HEADER.pack(MAGIC, len(old.payload), zlib.crc32(body), 3, 30, 10, len(types)) + body)
+    entry = Journal(tmp_path / "j", max_bytes=1 << 20).next_unsent()
+    assert entry is not None and entry.batch.types == old.types and entry.batch.payload == old.payload
+    assert entry.batch.first_ts_ns == 0

@@ -41,7 +41,8 @@ def read_topic(cfg: Config, topic: str, until_events: int, timeout_s: float = 60
             positions[msg.partition() or 0] = (msg.offset() or 0) + 1
             value = msg.value() or b""
             out.append({"batch": decode_batch(value), "key": msg.key(), "headers": dict(msg.headers() or []),
-                        "partition": msg.partition(), "offset": msg.offset(), "size": len(value)})
+                        "partition": msg.partition(), "offset": msg.offset(), "size": len(value),
+                        "timestamp_ms": msg.timestamp()[1]})
     finally:
         consumer.close()
     return out

@@ -341,6 +341,7 @@ def run_auditd(binary: Path, iterations: int, target: Path, times: int, work: Pa
                     "max_log_file_action = ROTATE\nnum_logs = 2\ndisp_qos = lossy\nspace_left = 100\n"
                     "admin_space_left = 50\ndisk_full_action = SUSPEND\ndisk_error_action = SUSPEND\n")
     os.chmod(conf, 0o640)
+    was_enabled = audit_status("enabled")
     daemon = subprocess.Popen(["auditd", "-n", "-c", str(work)], stdout=subprocess.DEVNULL,
                               stderr=open(work / "auditd.stderr", "wb"))
     try:
@@ -359,6 +360,7 @@ def run_auditd(binary: Path, iterations: int, target: Path, times: int, work: Pa
         subprocess.run(["auditctl", "-D"], capture_output=True)
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
+        subprocess.run(["auditctl", "-e", str(was_enabled)], capture_output=True)  # auditd leaves auditing on
     logged = 0
     for path in work.glob("audit.log*"):
         with open(path, "rb") as f:
@@ -366,12 +368,16 @@ def run_auditd(binary: Path, iterations: int, target: Path, times: int, work: Pa
     return {**runs.summary(), "logged": logged, "drops": lost}
 
 
-def audit_lost() -> int:
+def audit_status(key: str) -> int:
     out = subprocess.run(["auditctl", "-s"], capture_output=True, text=True).stdout
     for line in out.splitlines():
-        if line.startswith("lost"):
+        if line.startswith(key + " "):
             return int(line.split()[1])
     return 0
+
+
+def audit_lost() -> int:
+    return audit_status("lost")
 
 
 # -- bare bcc -----------------------------------------------------------------------------------------------------

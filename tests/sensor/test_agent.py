@@ -43,6 +43,17 @@ def assert_complete_and_ordered(records: list[dict], expected_tids: list[int]) -
         next_seq += len(r["batch"]["events"])
 
 
+def replay_to_the_end(agent: Agent) -> str:
+    """A started agent fed its whole replay, flushed and acknowledged by Kafka; returns its metrics base URL."""
+    while not agent.source.finished:
+        agent.step()
+    agent._ship(agent.batcher.flush())
+    assert agent.shipper is not None
+    agent.shipper.stop(30)
+    assert agent.server is not None
+    return f"http://127.0.0.1:{agent.server.port}"
+
+
 def test_a_replayed_recording_reaches_kafka_in_order(kafka_config: Config, tmp_path: Path) -> None:
     record(tmp_path / "cap.avro", [make_event(i) for i in range(20_000)])
     cfg = sensor_config(kafka_config)
@@ -63,13 +74,7 @@ def test_metrics_and_health_endpoints(kafka_config: Config, tmp_path: Path) -> N
     agent = Agent(sensor_config(kafka_config), ReplaySource(tmp_path / "cap.avro"))
     agent.start()
     try:
-        while not agent.source.finished:
-            agent.step()
-        agent._ship(agent.batcher.flush())
-        assert agent.shipper is not None
-        agent.shipper.stop(30)
-        assert agent.server is not None
-        base = f"http://127.0.0.1:{agent.server.port}"
+        base = replay_to_the_end(agent)
         text = httpx.get(base + "/metrics").text
         health = httpx.get(base + "/healthz")
     finally:
@@ -183,13 +188,7 @@ def test_events_traced_only_for_the_sensors_tables_stay_on_the_node(kafka_config
     agent = Agent(cfg, ReplaySource(tmp_path / "cap.avro"), AgentOptions(ship_types=frozenset({"openat"}) | ALWAYS_SHIPPED))
     agent.start()
     try:
-        while not agent.source.finished:
-            agent.step()
-        agent._ship(agent.batcher.flush())
-        assert agent.shipper is not None
-        agent.shipper.stop(30)
-        assert agent.server is not None
-        text = httpx.get(f"http://127.0.0.1:{agent.server.port}/metrics").text
+        text = httpx.get(replay_to_the_end(agent) + "/metrics").text
     finally:
         agent.close()
     records = read_topic(cfg, cfg.kafka.topics.events, 5000)

@@ -268,7 +268,7 @@ def _child(args: tuple[list[tuple[str, bytes]], bool]) -> tuple[int, float]:
 
 
 def in_process(records: list[tuple[str, bytes]], engine: Any, profile: bool) -> dict[str, float]:
-    from processor.worker import tune_gc
+    from settings.runtime import tune_gc
 
     tune_gc()  # the worker's garbage-collector settings, for both the baseline and the pipeline
     run_pipeline(records[: max(1, len(records) // 20)], engine)  # warm caches (flags, regexes)

@@ -268,7 +268,7 @@ def run_shipping_half(events: int, broker: LocalKafka, work: Path) -> dict[str, 
     cfg.sensor.metrics_port = 0
     agent = Agent(cfg, MemorySource(chunks))
     try:
-        from peregrine_cli.sensor import tune_gc
+        from settings.runtime import tune_gc
     except ImportError:  # an older checkout (A/B runs): its default collector settings
         pass
     else:

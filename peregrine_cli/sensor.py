@@ -37,16 +37,6 @@ def _kafka_reachable(cfg: object) -> bool:
         return False
 
 
-def tune_gc() -> None:
-    """The capture loop allocates a dict or two per event and keeps none past its batch: the start-up objects
-    (the compiled probe's tables, the rules) are frozen out of the collector's view and gen-0 runs 70x less often."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sensor %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("kafka-probe").setLevel(logging.CRITICAL)
@@ -65,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from sensor.journal import JournalError
     from sensor.recording import RecordingError
+    from settings.runtime import tune_gc
 
     try:
         source: EventSource

@@ -9,7 +9,6 @@ same id. Agents run with concurrency 1: one partition's records are processed st
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import threading
 import time
@@ -30,6 +29,7 @@ from processor.state import HostState, WriteBackStore
 from schemas.codec import DecodeError, decode_batch, encode_alert
 from settings.config import Config
 from settings.kafka_clients import faust_settings
+from settings.runtime import tune_gc
 
 log = logging.getLogger("peregrine.worker")
 
@@ -352,15 +352,6 @@ async def _serve_http(port: int, holder: RulesHolder, state: HostState) -> None:
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", port).start()
-
-
-def tune_gc() -> None:
-    """A batch allocates ~10 objects per event and keeps few: the default gen-0 threshold (700) runs a collection
-    every ~70 events, each re-scanning the compiled rules and Faust's objects. Those are frozen out of the
-    collector's view (after start-up) and gen-0 runs 70x less often (~10 % of a worker's CPU in the processor bench)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
 
 
 def run_worker(cfg: Config, rules_files: list[str], loglevel: str = "WARNING", decode_only: bool = False) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from sensor.capture import Capture, CaptureError
+from tests.sensor.helpers import started_capture
 
 pytestmark = pytest.mark.ebpf
 if os.geteuid() != 0:
@@ -41,15 +42,7 @@ def act() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def cap() -> Iterator[Capture]:
-    c = Capture(None, argv_max=8)
-    try:
-        c.start()
-    except CaptureError as exc:
-        pytest.skip(f"eBPF unavailable: {exc}")
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from started_capture(None)
 
 
 def run(cap: Capture, argv: list[str], preexec: Callable[[], None] | None = None, cwd: str | None = None,

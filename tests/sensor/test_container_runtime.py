@@ -375,17 +375,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 
 @pytest.fixture(scope="module")
 def capture() -> Iterator[Any]:
-    from sensor.capture import Capture, CaptureError
+    from tests.sensor.helpers import started_capture
 
-    c = Capture({"execve", "openat"}, argv_max=8)
-    try:
-        c.start()
-    except CaptureError as exc:
-        pytest.skip(f"eBPF unavailable: {exc}")
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from started_capture({"execve", "openat"})
 
 
 def container_events(cap: Any, full_id: str, until_argv0: str, timeout_s: float = 10) -> list[Event]:

@@ -123,42 +123,51 @@ def watch_rules_topic(holder: RulesHolder, stop: threading.Event) -> threading.T
 
     from settings.kafka_clients import consumer_config
 
+    def read(consumer: Any, topic: str) -> None:
+        meta = consumer.list_topics(topic, timeout=10)
+        parts = list(meta.topics[topic].partitions) if topic in meta.topics else [0]
+        pending = {}
+        for p in parts:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                pending[p] = high
+        if not pending:
+            holder.caught_up.set()
+        consumer.assign([TopicPartition(topic, p, -2) for p in parts])  # -2: OFFSET_BEGINNING
+        while not stop.is_set():
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                log.warning("rules topic %s: %s", topic, msg.error())
+                continue
+            name = (msg.key() or b"").decode("utf-8", "replace")
+            value = msg.value()
+            text = None if value is None else value.decode("utf-8", "replace")
+            ok = holder.publish_update(name, text)
+            log.warning("rules file %s from %s:%s:%s %s", name, topic, msg.partition(), msg.offset(),
+                        "loaded" if ok else "REFUSED (validation failed); previous rules stay")
+            if pending and (msg.offset() or 0) + 1 >= pending.get(msg.partition(), 0):
+                pending.pop(msg.partition(), None)
+                if not pending:
+                    holder.caught_up.set()
+
     def run() -> None:
+        # A broker that is slow or away (start-up under load, a restart) must not end the watch: a worker whose
+        # watcher died would keep its rules frozen without a word. Each retry re-reads the topic from its start,
+        # which is idempotent (a file's latest version wins).
         topic = holder.cfg.kafka.topics.rules
-        consumer = Consumer(consumer_config(holder.cfg.kafka, group_id=f"{holder.cfg.worker.app_id}-rules-watch"))
-        try:
-            meta = consumer.list_topics(topic, timeout=10)
-            parts = list(meta.topics[topic].partitions) if topic in meta.topics else [0]
-            pending = {}
-            for p in parts:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                if high > low:
-                    pending[p] = high
-            if not pending:
-                holder.caught_up.set()
-            consumer.assign([TopicPartition(topic, p, -2) for p in parts])  # -2: OFFSET_BEGINNING
-            while not stop.is_set():
-                msg = consumer.poll(0.5)
-                if msg is None:
-                    continue
-                if msg.error():
-                    log.warning("rules topic %s: %s", topic, msg.error())
-                    continue
-                name = (msg.key() or b"").decode("utf-8", "replace")
-                value = msg.value()
-                text = None if value is None else value.decode("utf-8", "replace")
-                ok = holder.publish_update(name, text)
-                log.warning("rules file %s from %s:%s:%s %s", name, topic, msg.partition(), msg.offset(),
-                            "loaded" if ok else "REFUSED (validation failed); previous rules stay")
-                if pending and (msg.offset() or 0) + 1 >= pending.get(msg.partition(), 0):
-                    pending.pop(msg.partition(), None)
-                    if not pending:
-                        holder.caught_up.set()
-        except Exception:
-            log.exception("rules topic %s: watcher stopped", topic)
-            raise
-        finally:
-            consumer.close()
+        delay = 1.0
+        while not stop.is_set():
+            consumer = Consumer(consumer_config(holder.cfg.kafka, group_id=f"{holder.cfg.worker.app_id}-rules-watch"))
+            try:
+                read(consumer, topic)
+            except Exception as exc:
+                log.error("rules topic %s: reading failed, retrying in %.0fs: %s", topic, delay, exc)
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+            finally:
+                consumer.close()
 
     thread = threading.Thread(target=run, name="rules-watch", daemon=True)
     thread.start()

@@ -162,13 +162,18 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
             metrics.RULE_MATCHES.labels(rule, priority, source).inc(n)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
+    rules_waited: list[bool] = []  # the first event waits for the rules topic, once
+
     @app.agent(events_topic, concurrency=1)
     async def process_events(stream: faust.StreamT) -> Any:
         async for event in stream.events():
-            if not holder.caught_up.is_set():
+            if not rules_waited:
                 # The rules in force are the published ones: the rules topic is read to its end before the first
                 # event. (Waiting here, not before iterating: Faust's start-up waits for the agent's stream.)
-                await asyncio.get_running_loop().run_in_executor(None, holder.caught_up.wait, 60.0)
+                rules_waited.append(True)
+                if not await asyncio.get_running_loop().run_in_executor(None, holder.caught_up.wait, 60.0):
+                    log.error("rules topic %s not read to its end after 60s: evaluating with the rules loaded so far",
+                              k.topics.rules)
             msg = event.message
             epoch = guard.epoch  # a revocation during any await below hands this partition to its next owner
             verdict = await guard.admit(msg.tp, msg.offset)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from processor import flags
+from processor.engine.dns_names import DNS_NAME_FIELDS
 from processor.state import MAX_ANCESTORS, HostState, Record
 
 Extractor = Callable[["EventFields"], Any]
@@ -215,11 +216,40 @@ def _env_var(f: EventFields, name: str) -> str | None:
     return None
 
 
+def _dns_names(address_field: str) -> Extractor:
+    """fd.sip.name & co.: the rule names resolved to the event's address (DnsNames, filled by the worker)."""
+    def get(f: EventFields) -> Any:
+        dns = getattr(f.state, "dns", None)
+        return dns.names_of(f[address_field]) if dns is not None else None
+    return get
+
+
+def _vpgid(p: Record | None) -> int | None:
+    """The group id in the process's pid namespace. Records from sensors that predate `vpgid` carry 0: the host
+    pgid is the answer only for a process in the host namespace (vpid == pid)."""
+    if p is None:
+        return None
+    if p.get("vpgid"):
+        return int(p["vpgid"])
+    return int(p.get("pgid") or 0) if p.get("vpid") in (None, 0, p.get("pid")) else 0
+
+
 def _vpgid_leader(f: EventFields) -> bool | None:
     p = f.proc
     if p is None or not p.get("pgid"):
         return None
+    if p.get("vpgid"):
+        return bool(p.get("vpid") == p["vpgid"])
     return bool(p.get("vpid") == p.get("pgid") or p.get("pid") == p.get("pgid"))
+
+
+def _vtid(f: EventFields) -> int | None:
+    """Threads other than the leader are not in the table: their id in the namespace is known only on the host."""
+    ev, p = f.ev, f.proc
+    vpid = (p or {}).get("vpid") or ev["pid"]
+    if ev["tid"] == ev["pid"]:
+        return int(vpid)
+    return int(ev["tid"]) if vpid == ev["pid"] else None
 
 
 def _ancestor_values(getter: Callable[[Record | None], Any]) -> Callable[[EventFields], Any]:
@@ -745,6 +775,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "proc.pid": lambda f: f.ev["pid"],
     "proc.vpid": lambda f: (f.proc or {}).get("vpid") or f.ev["pid"],
     "proc.ppid": lambda f: (f.proc or {}).get("ppid") or f.ev.get("ppid") or None,
+    "proc.pvpid": lambda f: (f.parent or {}).get("vpid") or (f.parent or {}).get("pid") or None,
     "proc.exe": lambda f: _exe(f.proc),
     "proc.exepath": lambda f: _exepath(f.proc),
     "proc.cmdline": lambda f: _cmdline(f.proc),
@@ -752,7 +783,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "proc.cwd": lambda f: ((f.proc or {}).get("cwd") or None),
     "proc.tty": _tty,
     "proc.sid": _proc_int("sid"),
-    "proc.vpgid": _proc_int("pgid"),
+    "proc.vpgid": lambda f: _vpgid(f.proc),
     "proc.pgid": _proc_int("pgid"),
     "proc.sname": _sname,
     "proc.env": lambda f: _env(f.proc),
@@ -775,7 +806,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "proc.aexepath": _ancestor_values(_exepath),
     "proc.apid": _ancestor_values(_pid),
     "thread.tid": lambda f: f.ev["tid"],
-    "thread.vtid": lambda f: f.ev["tid"],
+    "thread.vtid": _vtid,
     "thread.cap_permitted": _caps("cap_permitted"),
     "thread.cap_effective": _caps("cap_effective"),
     "thread.cap_inheritable": _caps("cap_inheritable"),
@@ -805,6 +836,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "fd.cport": _net("sport"),
     "fd.lip": _lip,
     "fd.rip": _rip,
+    **{name: _dns_names(address) for name, address in DNS_NAME_FIELDS.items()},
     "fd.lport": _lport,
     "fd.rport": _rport,
     "fd.ip": _ip_any,

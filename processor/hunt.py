@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from processor.dns_resolver import DnsResolver
 from processor.pipeline import apply_state_only, process_batch
 from processor.rules_source import build_engine, local_rule_texts
 from processor.state import HostState
-from schemas.codec import DecodeError, decode_batch, encode_alert
+from schemas.codec import DecodeError, decode_batch, encode_alert, schema_fingerprint
 from settings.config import Config
 
 log = logging.getLogger("peregrine.hunt")
@@ -160,6 +161,7 @@ def run_hunt(cfg: Config, rules_files: list[str], since_s: int, hosts: set[str] 
     state = HostState(procs={}, users={}, containers={},
                       max_procs_per_host=cfg.worker.proc_table_max_per_host,
                       purge_grace_ns=cfg.worker.proc_purge_grace_s * 10**9)
+    DnsResolver(engine.dns_names, state.dns).resolve_now()  # fd.sip.name & co.: the names' addresses of today
     try:
         since_ms = int((time.time() - since_s) * 1000)
         hunt_plan = plan(consumer, cfg.kafka.topics.events, since_ms - warmup_seconds(cfg) * 1000)
@@ -175,7 +177,7 @@ def run_hunt(cfg: Config, rules_files: list[str], since_s: int, hosts: set[str] 
                 summary.skipped_hosts += 1
                 continue
             try:
-                batch = decode_batch(msg.value())
+                batch = decode_batch(msg.value(), schema_fingerprint(msg.headers()))
             except DecodeError as exc:
                 summary.undecodable.append(f"{where}: {exc}")
                 continue

@@ -25,6 +25,8 @@ PURGED = Gauge("peregrine_worker_threads_purged", "Exited processes purged from 
                registry=REGISTRY)
 STATE_ENTRIES = Gauge("peregrine_worker_state_entries", "Entries in each worker table (all hosts of this worker)",
                       ["table"], registry=REGISTRY)
+DNS_NAMES = Gauge("peregrine_worker_dns_names", "Names the rules compare fd.sip.name & co. with (state=resolved|unresolved)",
+                  ["state"], registry=REGISTRY)
 HOSTS = Gauge("peregrine_worker_hosts", "Hosts with processes in this worker's thread table", registry=REGISTRY)
 CONSUMER_LAG = Gauge("peregrine_worker_consumer_lag", "Records behind the end of the partition", ["topic", "partition"],
                      registry=REGISTRY)

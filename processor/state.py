@@ -12,6 +12,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from processor.engine.dns_names import DnsNames
 from schemas.event_types import LIFECYCLE_TYPES as WIRE_LIFECYCLE
 
 Record = dict[str, Any]
@@ -131,6 +132,7 @@ class HostState:
     purged: int = 0
     _exited: deque[tuple[int, str]] = field(default_factory=deque)
     _adopted: bool = False
+    dns: DnsNames = field(default_factory=DnsNames)  # fd.sip.name & co.: the worker's resolver fills it
 
     def forget_counts(self) -> None:
         """After a rebalance the tables hold other hosts (recovered from changelogs): recount before the next write."""
@@ -281,7 +283,7 @@ def _record_from_proc(ev: Record, proc: Record) -> Record:
         "pid": ev["pid"], "ppid": ev.get("ppid", 0), "comm": ev.get("comm", ""),
         "exe": proc.get("exe", ""), "exepath": proc.get("exepath", ""), "args": list(proc.get("args") or []),
         "cwd": proc.get("cwd", ""), "tty": proc.get("tty", 0), "sid": proc.get("sid", 0), "pgid": proc.get("pgid", 0),
-        "vpid": proc.get("vpid", 0), "start_ts": proc.get("start_ts", 0) or ev["ts"], "env": list(proc.get("env") or []),
+        "vpgid": proc.get("vpgid", 0), "vpid": proc.get("vpid", 0), "start_ts": proc.get("start_ts", 0) or ev["ts"], "env": list(proc.get("env") or []),
         "container_id": proc.get("container_id", ""), "uid": ev.get("uid", 0), "gid": ev.get("gid", 0),
         "euid": ev.get("euid", 0), "loginuid": ev.get("loginuid", -1),
         "cap_permitted": proc.get("cap_permitted", 0), "cap_effective": proc.get("cap_effective", 0),

@@ -22,11 +22,12 @@ from prometheus_client import generate_latest
 
 from processor import metrics
 from processor.changelog import ChangelogProducer
+from processor.dns_resolver import DnsResolver
 from processor.offset_guard import GAP, REPLAY, OffsetGuard
 from processor.pipeline import process_batch
 from processor.rules_source import RulesHolder, local_rule_texts, watch_rules_topic
 from processor.state import HostState, WriteBackStore
-from schemas.codec import DecodeError, decode_batch, encode_alert
+from schemas.codec import DecodeError, decode_batch, encode_alert, schema_fingerprint
 from settings.config import Config
 from settings.kafka_clients import faust_settings
 from settings.runtime import tune_gc
@@ -87,6 +88,14 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         metrics.RELOAD_TS.set(holder.reload_ts_ns)
 
     holder.on_change.append(on_rules_loaded)
+    dns = DnsResolver(lambda: holder.engine.dns_names(), state.dns, cfg.worker.dns_refresh_s)
+    holder.on_change.append(lambda _engine: dns.poke())  # a new rule's names resolve now, not at the next refresh
+
+    def export_dns(resolver: DnsResolver) -> None:
+        metrics.DNS_NAMES.labels("resolved").set(len(resolver.last))
+        metrics.DNS_NAMES.labels("unresolved").set(len(resolver.unresolved))
+
+    dns.on_resolved.append(export_dns)
     holder.on_refused.append(lambda _report: metrics.RULES_LOADS.labels("failed").inc())
     for reason in ("decode", "engine"):
         metrics.DLQ.labels(reason)
@@ -137,7 +146,7 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         started = time.perf_counter()
         metrics.RECORDS.labels(msg.topic, str(msg.partition)).inc()
         try:
-            batch = decode_batch(msg.value)
+            batch = decode_batch(msg.value, schema_fingerprint(msg.headers))
         except DecodeError as exc:
             log.warning("%s:%s:%s: undecodable record sent to %s: %s", msg.topic, msg.partition, msg.offset,
                         k.topics.events_dlq, exc)
@@ -204,6 +213,7 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         await guard.flush()
 
     watch_rules_topic(holder, stop)  # a thread of its own, from now: the rules are read before records flow
+    dns.start(stop)
 
     @app.task
     async def start_side_services() -> None:
@@ -265,6 +275,7 @@ class FetchedRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
 
 
 def _offset_guard(app: faust.App, cfg: Config) -> OffsetGuard:
@@ -302,7 +313,7 @@ def _offset_guard(app: faust.App, cfg: Config) -> OffsetGuard:
                         raise RuntimeError(f"{topic}:{partition}: could not re-read offsets {start}..{end - 1}")
                     for m in c.consume(500, 1.0):
                         if m.error() is None and (m.offset() or 0) < end:
-                            out.append(FetchedRecord(topic, partition, m.offset() or 0, m.key(), m.value()))
+                            out.append(FetchedRecord(topic, partition, m.offset() or 0, m.key(), m.value(), m.headers()))
             finally:
                 c.unassign()
         return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import fastavro
 import orjson
 
 SCHEMA_DIR = Path(__file__).resolve().parent
+HISTORY_DIR = SCHEMA_DIR / "history"  # every EventBatch schema ever released, named by fingerprint
 SCHEMA_HEADER = "peregrine.schema"
 
 
@@ -26,10 +28,40 @@ def event_batch_schema() -> Any:
     return fastavro.parse_schema(raw)
 
 
+def _fingerprint(raw: Any) -> str:
+    canonical = json.dumps(raw, sort_keys=True)
+    return "EventBatch:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 @cache
 def event_batch_fingerprint() -> str:
-    canonical = json.dumps(json.loads((SCHEMA_DIR / "event_batch.avsc").read_text()), sort_keys=True)
-    return "EventBatch:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return _fingerprint(json.loads((SCHEMA_DIR / "event_batch.avsc").read_text()))
+
+
+@cache
+def writer_schemas() -> dict[str, Any]:
+    """Every EventBatch schema a sensor may still be writing, by fingerprint: this one and those in history/.
+
+    During a rolling upgrade old sensors keep producing; their records decode against the current schema by Avro's
+    resolution rules (EVOLUTION.md), which needs the schema they were written with."""
+    out: dict[str, Any] = {}
+    for path in sorted(HISTORY_DIR.glob("event_batch-*.avsc")):
+        raw = json.loads(path.read_text())
+        out[_fingerprint(raw)] = fastavro.parse_schema(raw)
+    out[event_batch_fingerprint()] = event_batch_schema()
+    return out
+
+
+def schema_fingerprint(headers: Any) -> str | None:
+    """The `peregrine.schema` header among a record's headers: confluent-kafka's list of (key, bytes) pairs,
+    aiokafka's (as Faust hands them over) or a mapping; None when the record has none."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for key, value in items:
+        if key == SCHEMA_HEADER and value is not None:
+            return value.decode("ascii", "replace") if isinstance(value, bytes | bytearray) else str(value)
+    return None
 
 
 @cache
@@ -43,12 +75,20 @@ def encode_batch(batch: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def decode_batch(data: bytes) -> dict[str, Any]:
+def decode_batch(data: bytes, fingerprint: str | None = None) -> dict[str, Any]:
+    """One record's batch. `fingerprint` (its `peregrine.schema` header) names the schema it was written with;
+    None means the current one (records written by our own tools and tests carry it too)."""
     if not data:
         raise DecodeError("empty record")
+    reader = event_batch_schema()
+    writer = reader if fingerprint is None or fingerprint == event_batch_fingerprint() \
+        else writer_schemas().get(fingerprint)
+    if writer is None:
+        raise DecodeError(f"unknown schema {fingerprint} (a sensor newer than this processor, or a foreign producer);"
+                          f" this processor reads {', '.join(writer_schemas())}")
     try:
         buf = io.BytesIO(data)
-        batch = fastavro.schemaless_reader(buf, event_batch_schema(), event_batch_schema())
+        batch = fastavro.schemaless_reader(buf, writer, reader)
         if buf.tell() != len(data):
             raise DecodeError(f"{len(data) - buf.tell()} trailing bytes after EventBatch")
     except DecodeError:

@@ -26,7 +26,7 @@ HDR = struct.Struct("<Qq6QIHHIIIIIII8HI16s")
 _unpack_hdr = HDR.unpack_from
 HDR_SIZE = 136
 assert HDR.size == HDR_SIZE
-PROCINFO = struct.Struct("<6Q8I")  # ..., sessionid, loginuid, flags (PI_*), pad
+PROCINFO = struct.Struct("<6Q8I")  # ..., sessionid, loginuid, flags (PI_*), vpgid
 SOCKTUPLE = struct.Struct("<HHHH16s16s")
 OPEN_HOW = struct.Struct("<QQQ")
 
@@ -259,7 +259,7 @@ class Decoder:
         ev["proc"] = {
             "exe": argv[0] if argv else filename, "exepath": exepath, "args": argv[1:],
             "args_truncated": truncated, "cwd": st.cwd, "tty": pi[9], "sid": pi[6], "pgid": pi[7], "vpid": pi[8],
-            "start_ts": pi[0] + self.epoch if pi[0] else 0, "env": env, "container_id": st.container_id,
+            "vpgid": pi[13], "start_ts": pi[0] + self.epoch if pi[0] else 0, "env": env, "container_id": st.container_id,
             "cap_permitted": pi[2], "cap_effective": pi[3], "cap_inheritable": pi[1],
             "exe_from_memfd": exe_file.startswith("/memfd:"), "exe_upper_layer": bool(pi[12] & PI_EXE_UPPER_LAYER),
             "exe_ino_ctime": pi[4] * 1_000_000_000, "exe_ino_mtime": pi[5] * 1_000_000_000,
@@ -279,7 +279,7 @@ class Decoder:
             ev["args"]["child_vpid"] = str(pi[8])  # the child's pid in its own pid namespace
             st = self.procs.get(child_pid)
             ev["proc"] = {"cwd": st.cwd, "tty": pi[9], "sid": pi[6], "pgid": pi[7], "vpid": pi[8],
-                          "start_ts": pi[0] + self.epoch if pi[0] else 0, "container_id": st.container_id,
+                          "vpgid": pi[13], "start_ts": pi[0] + self.epoch if pi[0] else 0, "container_id": st.container_id,
                           "cap_permitted": pi[2], "cap_effective": pi[3], "cap_inheritable": pi[1]}
 
     def _exit(self, ev: Event, h: tuple[Any, ...], b: list[bytes]) -> None:

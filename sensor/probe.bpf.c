@@ -132,7 +132,7 @@ struct procinfo {
     u32 sessionid;
     u32 loginuid;
     u32 flags;  // PI_*
-    u32 pad;
+    u32 vpgid;  // pgid in the task's own pid namespace, 0 when its group leader is outside it
 };
 
 #define PI_EXE_OVERLAY 1
@@ -601,6 +601,9 @@ static __always_inline void fill_procinfo(struct procinfo *pi, void *task) {
     void *tpid = rdp(task, OFF_TASK_THREAD_PID);
     u32 level = rd32(tpid, OFF_PID_LEVEL);
     pi->vpid = rd32(tpid, OFF_PID_NUMBERS + (level & 31) * SIZEOF_UPID + UPID_NR);
+    // pid_nr_ns(pgrp, task's namespace): the group's number at the task's level, if the group reaches that level
+    // (nested namespaces share their ancestors' numbers below; a group made outside has no number inside).
+    pi->vpgid = rd32(pgidp, OFF_PID_LEVEL) >= level ? rd32(pgidp, OFF_PID_NUMBERS + (level & 31) * SIZEOF_UPID + UPID_NR) : 0;
     void *tty = rdp(signal, OFF_SIGNAL_TTY);
     pi->tty = 0;
     if (tty) {
@@ -612,7 +615,6 @@ static __always_inline void fill_procinfo(struct procinfo *pi, void *task) {
         pi->tty = (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12);
     }
     pi->flags = 0;
-    pi->pad = 0;
     pi->sessionid = OFF_TASK_SESSIONID >= 0 ? rd32(task, OFF_TASK_SESSIONID) : 0;
     pi->loginuid = OFF_TASK_LOGINUID >= 0 ? rd32(task, OFF_TASK_LOGINUID) : 0xFFFFFFFF;
 }

@@ -84,6 +84,7 @@ class WorkerConfig:
     web_port: int = 6066
     proc_table_max_per_host: int = 262_144
     proc_purge_grace_s: int = 300
+    dns_refresh_s: float = 30.0  # how often the names rules compare fd.sip.name & co. with are resolved again
 
 
 @dataclass

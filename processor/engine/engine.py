@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from processor.engine.alert import alert_text, format_alert
 from processor.engine.collector import SYSCALL_SOURCE, Collector, FieldCheck, PluginVersionInfo, semver_str
 from processor.engine.compiler import CompileConfig, CompiledRuleset, Compiler, SourceSupport
+from processor.engine.dns_names import names_in
 from processor.engine.formatter import AppendOutput, OutputConfig
 from processor.engine.load_result import Context, ErrorCode, FileResult, LoadResult
 from processor.engine.priority import Priority, parse_priority
@@ -242,6 +243,10 @@ class RulesEngine:
     def required_event_types(self) -> set[str]:
         """Event types of the enabled syscall rules (the sensor's adaptive syscall set)."""
         return self.ruleset.required_event_types(SYSCALL_SOURCE)
+
+    def dns_names(self) -> set[str]:
+        """The names enabled syscall rules compare fd.sip.name & co. with: the caller resolves them (dns_names.py)."""
+        return names_in(r.condition for r in self.ruleset.enabled if r.source == SYSCALL_SOURCE)
 
     def matches_all_event_types(self) -> bool:
         """True when an enabled syscall rule has no evt.type restriction (the sensor then needs everything)."""

@@ -45,6 +45,9 @@ class FieldDef:
     source_keys: tuple[str, ...] = ()
     # without an argument the value is the list of every ancestor's value (proc.aname & co.)
     any_ancestor: bool = False
+    # several values may hold at once (fd.sip.name: each rule name that resolves to the address): a comparison holds
+    # when it holds for one of them; an output shows the first
+    any_value: bool = False
     deprecated: bool = False
 
 
@@ -172,10 +175,10 @@ _FD = [
     _f("fd.rnet", "ipnet", "remote IP in a network", source_keys=("fd.rip",)),
     _f("fd.connected", "bool", "socket is connected"),
     _f("fd.name_changed", "bool", "the event changed the fd name"),
-    _f("fd.cip.name", "charbuf", "domain name of the client IP"),
-    _f("fd.sip.name", "charbuf", "domain name of the server IP"),
-    _f("fd.lip.name", "charbuf", "domain name of the local IP"),
-    _f("fd.rip.name", "charbuf", "domain name of the remote IP"),
+    _f("fd.cip.name", "charbuf", "domain name of the client IP (a rule's name that resolves to it)", any_value=True),
+    _f("fd.sip.name", "charbuf", "domain name of the server IP (a rule's name that resolves to it)", any_value=True),
+    _f("fd.lip.name", "charbuf", "domain name of the local IP (a rule's name that resolves to it)", any_value=True),
+    _f("fd.rip.name", "charbuf", "domain name of the remote IP (a rule's name that resolves to it)", any_value=True),
     _f("fd.dev", "int32", "device number"),
     _f("fd.dev.major", "int32", "major device number"),
     _f("fd.dev.minor", "int32", "minor device number"),

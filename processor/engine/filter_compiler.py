@@ -331,7 +331,7 @@ class _Compiler:
             self.keys.update(keys)
             return self._loaded(key, _either_reader(key, fdef.source_keys, _list_converter(type_)), type_, "any")
         self.keys.add(key)
-        if fdef.any_ancestor and arg is None:
+        if (fdef.any_ancestor or fdef.any_value) and arg is None:
             return self._loaded(key, _plain_reader(key, _list_converter(type_)), type_, "any")
         if fdef.is_list and arg is None:
             return self._loaded(key, _plain_reader(key, _list_converter(type_)), type_, "list")

@@ -84,6 +84,8 @@ class FieldToken:
 
     def raw(self, event: Any) -> Any:
         value = event.get(self.key)
+        if self.fdef.any_value and isinstance(value, list):
+            value = value[0] if value else None
         if value is None:
             return None
         for name in reversed(self.transformers):

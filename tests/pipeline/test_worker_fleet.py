@@ -235,6 +235,38 @@ def test_undecodable_records_go_to_the_dlq_and_good_ones_around_them_alert(fleet
         "peregrine_worker_dlq_records_total", reason="decode") - dlq_before == 1000, timeout=15)
 
 
+def test_records_of_an_older_sensor_release_alert_and_an_unknown_schema_is_dead_lettered(fleet: Fleet) -> None:
+    """A rolling upgrade: a sensor still writing the schema before ProcInfo.vpgid is read by its header's schema;
+    a record naming a schema this worker does not know goes to the DLQ instead of being misread."""
+    import io
+
+    import fastavro
+    from confluent_kafka import Producer
+
+    from schemas.codec import SCHEMA_HEADER, encode_batch, event_batch_fingerprint, writer_schemas
+    from settings.kafka_clients import producer_config
+
+    cfg = fleet.cfg
+    host = "upgrade-host"
+    old_fp = "EventBatch:0dad8f6712675cfe"
+    old, unknown, new = genesis(host), reads(host, 7, 2, 1), reads(host, 9, 2, 2)
+    want = expected_alerts(cfg, {"rules.yaml": RULES}, [old, new])
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, writer_schemas()[old_fp], old)
+    producer = Producer(producer_config(cfg.kafka))
+    for value, fp in ((buf.getvalue(), old_fp), (encode_batch(unknown), "EventBatch:ffffffffffffffff"),
+                      (encode_batch(new), event_batch_fingerprint())):
+        producer.produce(cfg.kafka.topics.events, key=host.encode(), value=value, headers=[(SCHEMA_HEADER, fp.encode())])
+    assert producer.flush(30) == 0
+    got = hosts_alerts(cfg, {host}, len(want))
+    assert_same_alerts(got, want)  # the new sensor's reads still find cat's parents, built from the old record
+    dead = read_topic(cfg, cfg.kafka.topics.events_dlq, lambda m: any(x.key() == host.encode() for x in m), timeout=60)
+    (record,) = [m for m in dead if m.key() == host.encode()]
+    headers = dict(record.headers())
+    assert headers["peregrine.reason"] == b"decode"
+    assert b"unknown schema EventBatch:ffffffffffffffff" in headers["peregrine.error"]
+
+
 def test_rules_published_while_running_bad_refused_good_applied(fleet: Fleet, tmp_path: Path) -> None:
     cfg = fleet.cfg
     host = "rules-host"
@@ -264,6 +296,32 @@ def test_rules_published_while_running_bad_refused_good_applied(fleet: Fleet, tm
     new = [a for a in hosts_alerts(cfg, {host}, mine + 1) if a["rule"] == "Passwd file opened"]
     assert new and new[0]["output_fields"]["proc.pname"] == "bash"  # the state survived the reload
     assert new[0]["priority"] == "Notice"
+
+
+DNS_RULE = """
+- rule: Local service contacted
+  desc: fd.sip.name is a name the rules compare with, resolved by the worker
+  condition: evt.type = connect and fd.sip.name = localhost
+  output: local service (server=%fd.sip.name ip=%fd.sip)
+  priority: INFO
+"""
+
+
+def test_a_published_rule_on_fd_sip_name_resolves_its_names_and_alerts(fleet: Fleet, tmp_path: Path) -> None:
+    cfg = fleet.cfg
+    host = "dns-host"
+    resolved_before = fleet.metric("peregrine_worker_dns_names", state="resolved")
+    rules = tmp_path / "dns.yaml"
+    rules.write_text(DNS_RULE)
+    publish_rules(cfg, [str(rules)])
+    fleet.wait("both workers resolving localhost", lambda: fleet.metric(
+        "peregrine_worker_dns_names", state="resolved") - resolved_before >= 2)
+    produce_batches(cfg, [batch(host, 1, [event(T0, "connect", 300, comm="curl", res=0, args={
+        "fd": "5", "family": "2", "sip": "127.0.0.1", "sport": "40112", "dip": "127.0.0.1", "dport": "8080",
+        "l4proto": "tcp", "fd.name": "127.0.0.1:40112->127.0.0.1:8080"})])])
+    (alert,) = hosts_alerts(cfg, {host}, 1)
+    assert alert["rule"] == "Local service contacted"
+    assert alert["output_fields"]["fd.sip.name"] == "localhost" and "server=localhost" in alert["output"]
 
 
 def test_metrics_use_falcos_names(fleet: Fleet) -> None:

@@ -310,3 +310,38 @@ def test_ancestry_seeded_on_execs_equals_each_fields_own_extractor() -> None:
             assert EXTRACTORS[key](f) == value and f.get(key) == value, (pid, key)
     assert fields_of(state, event(T0 + 4, "execve", 500, comm="x")).get("proc.aname") == ["cat", "bash", "sshd",
                                                                                          "systemd"]
+
+
+def test_namespace_ids_are_the_ones_the_process_sees() -> None:
+    """In a container's pid namespace: proc.vpid/vpgid/pvpid and thread.vtid are the namespace's numbers, proc.pid
+    and proc.pgid the host's; a number the sensor could not know is <NA>, never the host's in disguise."""
+    state = new_state()
+    tree(state)
+    shim = proc_info("/usr/bin/containerd-shim", ["containerd-shim"]) | {"vpid": 290, "pgid": 290, "vpgid": 290}
+    init = proc_info("/app/server", ["server"]) | {"vpid": 1, "pgid": 300, "vpgid": 1}
+    state.apply(HOST, event(T0, "snapshot", 290, ppid=1, comm="containerd-shim", proc=shim))
+    state.apply(HOST, event(T0, "snapshot", 300, ppid=290, comm="server", proc=init))
+    state.apply(HOST, event(T0 + 1, "clone", 300, comm="server", res=301,
+                            args={"child_pid": "301", "child_tid": "301", "child_vpid": "2"}))
+    leader = fields_of(state, event(T0 + 2, "openat", 300, comm="server", res=3, args={"name": "/etc/hosts"}))
+    assert (leader.get("proc.pid"), leader.get("proc.vpid"), leader.get("thread.vtid")) == (300, 1, 1)
+    assert (leader.get("proc.pgid"), leader.get("proc.vpgid"), leader.get("proc.is_vpgid_leader")) == (300, 1, True)
+    assert leader.get("proc.pvpid") == 290  # the shim, in the host namespace
+    child = fields_of(state, event(T0 + 3, "openat", 301, comm="server", res=3, args={"name": "/etc/hosts"}))
+    assert (child.get("proc.vpid"), child.get("proc.pvpid"), child.get("proc.vpgid")) == (2, 1, 1)
+    assert child.get("proc.is_vpgid_leader") is False
+    thread = fields_of(state, event(T0 + 4, "openat", 300, comm="server", res=3, args={"name": "/etc/hosts"})
+                       | {"tid": 305})
+    assert thread.get("thread.tid") == 305 and thread.get("thread.vtid") is None
+    host_thread = fields_of(state, event(T0 + 5, "openat", 290, res=3, args={"name": "/x"}) | {"tid": 295})
+    assert host_thread.get("thread.vtid") == 295
+
+
+def test_records_from_sensors_before_vpgid_give_the_host_group_only_in_the_host_namespace() -> None:
+    state = new_state()
+    old_host = proc_info("/usr/bin/bash", ["bash"]) | {"vpid": 400, "pgid": 390}
+    old_container = proc_info("/app/server", ["server"]) | {"vpid": 1, "pgid": 500}
+    state.apply(HOST, event(T0, "snapshot", 400, ppid=1, comm="bash", proc=old_host))
+    state.apply(HOST, event(T0, "snapshot", 500, ppid=1, comm="server", proc=old_container))
+    assert fields_of(state, event(T0 + 1, "openat", 400, res=3, args={"name": "/x"})).get("proc.vpgid") == 390
+    assert fields_of(state, event(T0 + 1, "openat", 500, res=3, args={"name": "/x"})).get("proc.vpgid") == 0

@@ -174,6 +174,17 @@ def test_process_in_a_new_pid_namespace_has_its_own_vpid(cap: Capture) -> None:
     child = int(clone[0]["args"]["child_pid"])
     execs = [e for e in of_type(events, "execve") if e["pid"] == child]
     assert len(execs) == 1 and execs[0]["proc"]["vpid"] == 1 and execs[0]["proc"]["exepath"] == "/bin/true"
+    assert execs[0]["proc"]["pgid"] == os.getpgid(0) and execs[0]["proc"]["vpgid"] == 0  # its group is outside
+
+
+@pytest.mark.skipif(not shutil.which("unshare") or not shutil.which("setsid"), reason="no unshare(1)/setsid(1)")
+def test_a_process_group_made_inside_a_pid_namespace_has_its_own_vpgid(cap: Capture) -> None:
+    pid, events = run(cap, ["unshare", "--pid", "--fork", "setsid", "/bin/true"])
+    child = int(next(e for e in of_type(events, "clone", "clone3", "fork", "vfork") if e["pid"] == pid)["args"]["child_pid"])
+    true = [e for e in of_type(events, "execve") if e["pid"] == child and e["res"] == 0 and e["proc"]["exepath"] == "/bin/true"]
+    assert len(true) == 1
+    proc = true[0]["proc"]
+    assert (proc["vpid"], proc["pgid"], proc["vpgid"], proc["sid"]) == (1, child, 1, child)
 
 
 def test_a_burst_of_short_processes_is_complete(cap: Capture) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -22,7 +24,7 @@ def test_snapshot_has_live_processes_with_context() -> None:
     snaps = {e["pid"]: e for e in events if e["type"] == "snapshot"}
     me = snaps[os.getpid()]
     assert me["ppid"] == os.getppid() and me["proc"]["cwd"] == os.getcwd()
-    assert me["proc"]["sid"] == os.getsid(0) and me["proc"]["pgid"] == os.getpgid(0)
+    assert me["proc"]["sid"] == os.getsid(0) and me["proc"]["pgid"] == me["proc"]["vpgid"] == os.getpgid(0)
     assert me["uid"] == os.getuid() and me["euid"] == os.geteuid()
     c = snaps[child.pid]
     assert c["proc"]["args"] == ["-c", "import time; time.sleep(30)", "marker-arg"]
@@ -30,6 +32,23 @@ def test_snapshot_has_live_processes_with_context() -> None:
     assert c["proc"]["exepath"] == os.path.realpath(sys.executable)
     assert c["proc"]["start_ts"] >= me["proc"]["start_ts"]
     assert 1 in snaps and snaps[1]["ppid"] == 0
+
+
+@pytest.mark.skipif(not shutil.which("unshare") or not shutil.which("setsid"), reason="no unshare(1)/setsid(1)")
+def test_snapshot_gives_a_pid_namespaces_own_numbers() -> None:
+    outer = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "setsid", "sleep", "30"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            inner = [e for e in snapshot_events() if e["type"] == "snapshot" and e["ppid"] == outer.pid]
+            if inner and inner[0]["comm"] == "sleep":
+                break
+            time.sleep(0.05)
+    finally:
+        outer.kill()
+        outer.wait()
+    (sleeper,) = inner
+    assert (sleeper["proc"]["vpid"], sleeper["proc"]["vpgid"], sleeper["proc"]["pgid"]) == (1, 1, sleeper["pid"])
 
 
 def test_users_and_groups_come_first_and_encode() -> None:
@@ -48,7 +67,6 @@ def test_users_and_groups_come_first_and_encode() -> None:
 def test_live_capture_repeats_the_snapshot_as_a_keyframe() -> None:
     """sensor.snapshot_interval_s: the start-up snapshot, then a keyframe every interval, marked periodic, with the
     live events still flowing after it."""
-    import time
 
     from sensor.agent import LiveSource
 

@@ -92,6 +92,13 @@ class Fleet:
             time.sleep(0.5)
         raise AssertionError(f"timed out waiting for {what} ({state() if state else ''})\n{self.log_tail()}")
 
+    def publish(self, path: Path, text: str, until: str, metric: str, **labels: str) -> None:
+        """Publish a rules file straight to the topic and wait until both workers' `metric` went up by one."""
+        before = self.metric(metric, **labels)
+        path.write_text(text)
+        publish_rules(self.cfg, [str(path)])
+        self.wait(until, lambda: self.metric(metric, **labels) - before >= 2)
+
 
 @pytest.fixture(scope="module")
 def fleet(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
@@ -273,24 +280,17 @@ def test_rules_published_while_running_bad_refused_good_applied(fleet: Fleet, tm
     produce_batches(cfg, [genesis(host)])
     assert hosts_alerts(cfg, {host}, 1)
 
-    failed_before = fleet.metric("peregrine_worker_rules_loads_total", result="failed")
-    bad = tmp_path / "extra.yaml"
-    bad.write_text(BAD_RULES)
-    publish_rules(cfg, [str(bad)])  # straight to the topic, as a misbehaving publisher would
-    fleet.wait("both workers refusing the bad file", lambda: fleet.metric(
-        "peregrine_worker_rules_loads_total", result="failed") - failed_before >= 2)
+    # straight to the topic, as a misbehaving publisher would
+    fleet.publish(tmp_path / "extra.yaml", BAD_RULES, "both workers refusing the bad file",
+                  "peregrine_worker_rules_loads_total", result="failed")
     # Old rules still alert, on both workers' partitions.
     old = [reads(h, 7, 2, 1) for h in (host, "rules-host-2")] + [genesis("rules-host-2")]
     produce_batches(cfg, [old[2], old[0], old[1]])
     want_old = expected_alerts(cfg, {"rules.yaml": RULES}, [genesis(host), old[2], *old[:2]])
     assert_same_alerts(hosts_alerts(cfg, {host, "rules-host-2"}, len(want_old)), want_old)
 
-    ok_before = fleet.metric("peregrine_worker_rules_loads_total", result="ok")
-    good = tmp_path / "extra.yaml"
-    good.write_text(NEW_RULE)
-    publish_rules(cfg, [str(good)])
-    fleet.wait("both workers loading the good file", lambda: fleet.metric(
-        "peregrine_worker_rules_loads_total", result="ok") - ok_before >= 2)
+    fleet.publish(tmp_path / "extra.yaml", NEW_RULE, "both workers loading the good file",
+                  "peregrine_worker_rules_loads_total", result="ok")
     produce_batches(cfg, [reads(host, 20, 2, 3, path="/etc/passwd")])
     mine = len([a for a in want_old.values() if a["hostname"] == host])
     new = [a for a in hosts_alerts(cfg, {host}, mine + 1) if a["rule"] == "Passwd file opened"]
@@ -310,12 +310,8 @@ DNS_RULE = """
 def test_a_published_rule_on_fd_sip_name_resolves_its_names_and_alerts(fleet: Fleet, tmp_path: Path) -> None:
     cfg = fleet.cfg
     host = "dns-host"
-    resolved_before = fleet.metric("peregrine_worker_dns_names", state="resolved")
-    rules = tmp_path / "dns.yaml"
-    rules.write_text(DNS_RULE)
-    publish_rules(cfg, [str(rules)])
-    fleet.wait("both workers resolving localhost", lambda: fleet.metric(
-        "peregrine_worker_dns_names", state="resolved") - resolved_before >= 2)
+    fleet.publish(tmp_path / "dns.yaml", DNS_RULE, "both workers resolving localhost", "peregrine_worker_dns_names",
+                  state="resolved")
     produce_batches(cfg, [batch(host, 1, [event(T0, "connect", 300, comm="curl", res=0, args={
         "fd": "5", "family": "2", "sip": "127.0.0.1", "sport": "40112", "dip": "127.0.0.1", "dport": "8080",
         "l4proto": "tcp", "fd.name": "127.0.0.1:40112->127.0.0.1:8080"})])])

@@ -43,6 +43,9 @@ class DnsResolver:
             self.last, self.unresolved = {}, set()
             self.table.replace({})
             return
+        self.unresolved = {n for n in wanted if not self.last.get(n)}  # until they answer, new names count as such
+        for callback in self.on_resolved:
+            callback(self)
         # getaddrinfo has no timeout of its own: names resolve side by side, a slow one holds up only itself
         with ThreadPoolExecutor(max_workers=min(8, len(wanted)), thread_name_prefix="dns") as pool:
             outcomes = list(pool.map(self._try, wanted))

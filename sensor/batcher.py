@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from schemas.codec import encode_batch
+from schemas.codec import encode_batch, event_batch_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class SealedBatch:
     payload: bytes
     types: dict[str, int] = field(default_factory=dict)
     first_ts_ns: int = 0  # the first event's time: the Kafka record's timestamp (a hunt's window is event time)
+    # the schema the payload was encoded with (its fingerprint): a journal can outlive a sensor upgrade
+    schema: str = field(default_factory=event_batch_fingerprint)
 
     @property
     def last_seq(self) -> int:

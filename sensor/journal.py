@@ -5,7 +5,8 @@ Layout, under <state_dir>/sensor/journal/:
                          which is batch order. A segment rolls at `segment_bytes` (1/8 of the bound, 1-64 MiB).
   cursor.json            {"acked": {segment: offset}}: bytes of each segment delivered (acknowledged by Kafka).
 Record: 36-byte header (magic "PGJ1", payload length, CRC32, batch_seq, first_seq, n_events, types length),
-then the per-type event counts (JSON, for metrics after a restart), then the encoded EventBatch.
+then JSON metadata (per-type event counts for metrics after a restart, the first event's time for the Kafka
+timestamp, the schema fingerprint the batch was encoded with), then the encoded EventBatch.
 
 Bound: appends that would take the unacknowledged bytes above `max_bytes` are refused; the caller drops the
 batch and counts its events (reason "journal"). Nothing already journaled is ever dropped.
@@ -38,6 +39,8 @@ MAGIC = b"PGJ1"
 HEADER = struct.Struct("<4sIIQQII")
 SEGMENT_SUFFIX = ".seg"
 CURSOR_NAME = "cursor.json"
+# The schema of every batch journaled before the journal kept each batch's own (EventBatch, schemas/history/)
+SCHEMA_BEFORE_JOURNALED = "EventBatch:0dad8f6712675cfe"
 
 
 class JournalError(RuntimeError):
@@ -59,7 +62,7 @@ def segment_name(batch_seq: int) -> str:
 
 
 def _encode_record(batch: SealedBatch) -> bytes:
-    types = orjson.dumps({"types": batch.types, "ts": batch.first_ts_ns})
+    types = orjson.dumps({"types": batch.types, "ts": batch.first_ts_ns, "schema": batch.schema})
     body = types + batch.payload
     header = HEADER.pack(MAGIC, len(batch.payload), zlib.crc32(body), batch.batch_seq, batch.first_seq,
                          batch.n_events, len(types))
@@ -232,8 +235,10 @@ class Journal:
             types, first_ts = meta["types"], int(meta.get("ts") or 0)
         else:  # a journal written before the timestamp was kept: the metadata is the types map itself
             types, first_ts = meta, 0
+        schema = meta.get("schema") or SCHEMA_BEFORE_JOURNALED  # older records were all written with that one
         self._read = (seg, end)
-        return JournalEntry(SealedBatch(batch_seq, first_seq, n_events, body[tlen:], types, first_ts), seg, off, end)
+        return JournalEntry(SealedBatch(batch_seq, first_seq, n_events, body[tlen:], types, first_ts, schema),
+                            seg, off, end)
 
     def ack(self, entry: JournalEntry) -> None:
         """Kafka has the record (deliveries arrive in order): everything up to it is delivered."""

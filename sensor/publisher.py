@@ -79,7 +79,8 @@ class Publisher:
                  max_inflight_records: int = 64, max_inflight_bytes: int = 64 << 20, **extra: Any) -> None:
         self.topic = kafka.topics.events
         self.key = hostname.encode()
-        self.headers: list[tuple[str, str | bytes | None]] = [(SCHEMA_HEADER, event_batch_fingerprint().encode())]
+        self.schema = event_batch_fingerprint()  # what this sensor encodes with; a journaled batch may predate it
+        self.headers: list[tuple[str, str | bytes | None]] = [(SCHEMA_HEADER, self.schema.encode())]
         self.metrics = metrics
         self.on_delivered = on_delivered
         self.on_failed = on_failed
@@ -112,6 +113,10 @@ class Publisher:
         self._brokers_up_since: float | None = None
 
     # -- sending -------------------------------------------------------------------------------------------
+    @staticmethod
+    def _headers_for(schema: str) -> list[tuple[str, str | bytes | None]]:
+        return [(SCHEMA_HEADER, schema.encode())]
+
     def has_room(self, n_bytes: int = 0) -> bool:
         if not self.inflight:
             return True
@@ -124,7 +129,8 @@ class Publisher:
             return False
         item = InFlight(batch, entry)
         try:
-            self.producer.produce(self.topic, value=batch.payload, key=self.key, headers=self.headers,
+            headers = self.headers if batch.schema == self.schema else self._headers_for(batch.schema)
+            self.producer.produce(self.topic, value=batch.payload, key=self.key, headers=headers,
                                   timestamp=batch.first_ts_ns // 1_000_000,  # 0: now (librdkafka's default)
                                   on_delivery=partial(self._on_delivery, item))
         except BufferError:

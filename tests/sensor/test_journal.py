@@ -127,7 +127,7 @@ def test_a_journal_written_before_timestamps_were_kept_still_replays(tmp_path: P
 
     import orjson
 
-    from sensor.journal import HEADER, MAGIC, segment_name
+    from sensor.journal import HEADER, MAGIC, SCHEMA_BEFORE_JOURNALED, segment_name
 
     old = batch(3)
     types = orjson.dumps(old.types)
@@ -138,3 +138,4 @@ def test_a_journal_written_before_timestamps_were_kept_still_replays(tmp_path: P
     entry = Journal(tmp_path / "j", max_bytes=1 << 20).next_unsent()
     assert entry is not None and entry.batch.types == old.types and entry.batch.payload == old.payload
     assert entry.batch.first_ts_ns == 0
+    assert entry.batch.schema == SCHEMA_BEFORE_JOURNALED  # what every sensor wrote before the journal kept it

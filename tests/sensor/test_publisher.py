@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from schemas.codec import SCHEMA_HEADER, decode_batch, event_batch_fingerprint
+from schemas.codec import SCHEMA_HEADER, decode_batch, event_batch_fingerprint, schema_fingerprint
 from sensor.batcher import Batcher, BatchLimits, SeqStore
 from sensor.metrics import SensorMetrics
 from sensor.publisher import InFlight, Publisher
@@ -40,7 +40,7 @@ def read_topic(cfg: Config, topic: str, until_events: int, timeout_s: float = 60
                 continue
             positions[msg.partition() or 0] = (msg.offset() or 0) + 1
             value = msg.value() or b""
-            out.append({"batch": decode_batch(value), "key": msg.key(), "headers": dict(msg.headers() or []),
+            out.append({"batch": decode_batch(value, schema_fingerprint(msg.headers())), "key": msg.key(), "headers": dict(msg.headers() or []),
                         "partition": msg.partition(), "offset": msg.offset(), "size": len(value),
                         "timestamp_ms": msg.timestamp()[1]})
     finally:
@@ -84,3 +84,41 @@ def test_a_failed_delivery_is_counted_and_reported(kafka_config: Config, tmp_pat
     assert [item.batch.n_events for item, _ in failed] == [10]
     assert publisher.failed_records == 1
     assert metrics.delivery_failures.labels(failed[0][1])._value.get() == 1
+
+
+def test_batches_journaled_before_a_sensor_upgrade_are_sent_with_their_own_schema(kafka_config: Config,
+                                                                                  tmp_path: Path) -> None:
+    """An upgraded sensor replays its journal: a batch encoded by the old release (before ProcInfo.vpgid, journaled
+    in the format of the time, which named no schema) goes out labelled as such, so processors read it right."""
+    import io
+    import zlib
+
+    import fastavro
+    import orjson
+
+    from schemas.codec import writer_schemas
+    from sensor.batcher import SealedBatch
+    from sensor.journal import HEADER, MAGIC, SCHEMA_BEFORE_JOURNALED, Journal, segment_name
+    from tests.pipeline.helpers import batch, event, proc_info
+
+    old_events = [event(1_700_000_000_000_000_000, "execve", 42, comm="cat", proc=proc_info("/usr/bin/cat", ["cat"]))]
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, writer_schemas()[SCHEMA_BEFORE_JOURNALED], batch("host-a", 0, old_events))
+    meta = orjson.dumps({"types": {"execve": 1}, "ts": 0})
+    body = meta + buf.getvalue()
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / segment_name(0)).write_bytes(
+        HEADER.pack(MAGIC, len(buf.getvalue()), zlib.crc32(body), 0, 0, 1, len(meta)) + body)
+    journal = Journal(tmp_path / "j", max_bytes=1 << 20)
+    new = Batcher("host-a", "host-a/boot", BatchLimits(500, 200_000, 100), SeqStore(tmp_path / "seq.json"))
+    [current] = new.add([make_event(1)]) + new.flush()
+    assert journal.append(SealedBatch(1, 1, 1, current.payload, current.types, current.first_ts_ns))
+
+    publisher = Publisher(kafka_config.kafka, "host-a", SensorMetrics())
+    while (entry := journal.next_unsent()) is not None:
+        assert publisher.produce(entry.batch, entry)
+    assert publisher.flush(30) == 0
+    records = read_topic(kafka_config, kafka_config.kafka.topics.events, 2)
+    assert [r["headers"][SCHEMA_HEADER].decode() for r in records] == [SCHEMA_BEFORE_JOURNALED, event_batch_fingerprint()]
+    assert records[0]["batch"]["events"][0]["proc"]["exepath"] == "/usr/bin/cat"
+    assert records[0]["batch"]["events"][0]["proc"]["vpgid"] == 0

@@ -132,7 +132,7 @@ struct procinfo {
     u32 sessionid;
     u32 loginuid;
     u32 flags;  // PI_*
-    u32 vpgid;  // pgid in the task's own pid namespace, 0 when its group leader is outside it
+    u32 vpgid;  // the process group's id in the pid namespace it was made in (Falco's vpgid)
 };
 
 #define PI_EXE_OVERLAY 1
@@ -601,9 +601,8 @@ static __always_inline void fill_procinfo(struct procinfo *pi, void *task) {
     void *tpid = rdp(task, OFF_TASK_THREAD_PID);
     u32 level = rd32(tpid, OFF_PID_LEVEL);
     pi->vpid = rd32(tpid, OFF_PID_NUMBERS + (level & 31) * SIZEOF_UPID + UPID_NR);
-    // pid_nr_ns(pgrp, task's namespace): the group's number at the task's level, if the group reaches that level
-    // (nested namespaces share their ancestors' numbers below; a group made outside has no number inside).
-    pi->vpgid = rd32(pgidp, OFF_PID_LEVEL) >= level ? rd32(pgidp, OFF_PID_NUMBERS + (level & 31) * SIZEOF_UPID + UPID_NR) : 0;
+    // Falco's vpgid (task_xid_vnr): the group's number in the namespace the group was made in, its deepest level.
+    pi->vpgid = rd32(pgidp, OFF_PID_NUMBERS + (rd32(pgidp, OFF_PID_LEVEL) & 31) * SIZEOF_UPID + UPID_NR);
     void *tty = rdp(signal, OFF_SIGNAL_TTY);
     pi->tty = 0;
     if (tty) {

@@ -57,7 +57,9 @@ def process_event(pid: int, now_ns: int, boot_epoch_ns: int, containers: dict[st
     start_ts = boot_epoch_ns + int(rest[19]) * 1_000_000_000 // CLK_TCK
     uids, gids = status["Uid"].split(), status["Gid"].split()
     nspid = status.get("NSpid", str(pid)).split()
-    nspgid = status.get("NSpgid", str(pgid)).split()  # the last is the group id in the process's own namespace
+    # the group's id in each namespace from ours down to the process's, 0 where the group was made further up: the
+    # last non-zero one is its id where it was made (Falco's vpgid)
+    nspgid = [n for n in status.get("NSpgid", str(pgid)).split() if n != "0"] or ["0"]
     loginuid_text = _read(f"{base}/loginuid").strip()
     loginuid = int(loginuid_text) if loginuid_text.isdigit() else UNSET_LOGINUID
     argv = _read(f"{base}/cmdline").rstrip("\0").split("\0")
@@ -78,7 +80,7 @@ def process_event(pid: int, now_ns: int, boot_epoch_ns: int, containers: dict[st
         "proc": {
             "exe": argv[0] if argv else comm, "exepath": exepath, "args": argv[1:], "args_truncated": False,
             "cwd": _readlink(f"{base}/cwd"), "tty": tty, "sid": sid, "pgid": pgid, "vpid": int(nspid[-1]),
-            "vpgid": int(nspgid[-1]) if len(nspgid) == len(nspid) else 0,
+            "vpgid": int(nspgid[-1]),
             "start_ts": start_ts, "env": [], "container_id": ref.id if ref else "",
             "cap_permitted": int(status.get("CapPrm", "0"), 16), "cap_effective": int(status.get("CapEff", "0"), 16),
             "cap_inheritable": int(status.get("CapInh", "0"), 16), "exe_from_memfd": memfd,

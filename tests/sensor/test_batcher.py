@@ -18,8 +18,8 @@ def make_event(i: int, *, path_len: int = 20, argv: int = 0, type_: str = "opena
     proc = None
     if argv:
         proc = {"exe": "/bin/sh", "exepath": "/bin/sh", "args": [f"arg{j}-" + "x" * 40 for j in range(argv)],
-                "args_truncated": False, "cwd": "/root", "tty": 0, "sid": 1, "pgid": 1, "vpid": i, "start_ts": 0,
-                "env": [], "container_id": "", "cap_permitted": 0, "cap_effective": 0, "cap_inheritable": 0,
+                "args_truncated": False, "cwd": "/root", "tty": 0, "sid": 1, "pgid": 1, "vpgid": 1, "vpid": i,
+                "start_ts": 0, "env": [], "container_id": "", "cap_permitted": 0, "cap_effective": 0, "cap_inheritable": 0,
                 "exe_from_memfd": False, "exe_upper_layer": False, "exe_ino_ctime": 0, "exe_ino_mtime": 0}
     return {"ts": 1_700_000_000_000_000_000 + i, "type": type_, "tid": i, "pid": i, "ppid": 1, "uid": 0, "gid": 0,
             "euid": 0, "loginuid": -1, "comm": "worker", "res": 3,

@@ -13,6 +13,7 @@ from typing import Any
 
 from processor import flags
 from processor.engine.dns_names import DNS_NAME_FIELDS
+from processor.engine.formatter import format_time
 from processor.state import MAX_ANCESTORS, HostState, Record
 
 Extractor = Callable[["EventFields"], Any]
@@ -192,6 +193,37 @@ def _sname(f: EventFields) -> str | None:
         if a.get("pid") == sid:
             return _name(a)
     return None
+
+
+def _session_leader(f: EventFields) -> Record | None:
+    p = f.proc
+    sid = p.get("sid") if p else None
+    if not sid or p is None:
+        return None
+    return p if p.get("pid") == sid else next((a for a in f.ancestors if a.get("pid") == sid), None)
+
+
+def _group_leader(f: EventFields) -> Record | None:
+    """The process group's leader: the process whose (host) pid is the group id."""
+    p = f.proc
+    pgid = p.get("pgid") if p else None
+    return f.state.proc(f.host, int(pgid)) if pgid else None
+
+
+SHELLS = frozenset({"ash", "bash", "csh", "ksh", "sh", "tcsh", "zsh", "dash"})  # libsinsp's login-shell names
+
+
+def _login_shell_id(f: EventFields) -> int | None:
+    """The pid of the oldest shell among the process and its ancestors."""
+    found = None
+    for rec in [f.proc, *f.ancestors] if f.proc else []:
+        if rec is not None and _name(rec) in SHELLS:
+            found = rec.get("pid")
+    return found
+
+
+def _since(start_ns: Any, f: EventFields) -> int | None:
+    return max(0, int(f.ev["ts"]) - int(start_ns)) if start_ns else None
 
 
 def _duration(f: EventFields) -> int | None:
@@ -758,6 +790,10 @@ EXTRACTORS: dict[str, Extractor] = {
     "evt.rawtime": lambda f: int(f.ev["ts"]),
     "evt.time": _evt_time,
     "evt.time.iso8601": lambda f: _time_iso(int(f.ev["ts"])),
+    "evt.time.s": lambda f: format_time(int(f.ev["ts"]), "evt.time.s"),
+    "evt.datetime.s": lambda f: format_time(int(f.ev["ts"]), "evt.datetime.s"),
+    "evt.rawtime.s": lambda f: int(f.ev["ts"]) // 10**9,
+    "evt.rawtime.ns": lambda f: int(f.ev["ts"]) % 10**9,
     "evt.datetime": lambda f: _time_iso(int(f.ev["ts"]))[:19].replace("T", " "),
     "evt.hostname": lambda f: f.host,
     "evt.source": lambda f: "syscall",
@@ -786,6 +822,19 @@ EXTRACTORS: dict[str, Extractor] = {
     "proc.vpgid": lambda f: _vpgid(f.proc),
     "proc.pgid": _proc_int("pgid"),
     "proc.sname": _sname,
+    "proc.sid.exe": lambda f: _exe(_session_leader(f)),
+    "proc.sid.exepath": lambda f: _exepath(_session_leader(f)),
+    "proc.vpgid.name": lambda f: _name(_group_leader(f)),
+    "proc.vpgid.exe": lambda f: _exe(_group_leader(f)),
+    "proc.vpgid.exepath": lambda f: _exepath(_group_leader(f)),
+    "proc.exeline": lambda f: " ".join([_exe(f.proc) or "", *(f.proc.get("args") or [])]) if f.proc else None,
+    "proc.cmdnargs": lambda f: len(f.proc.get("args") or []) if f.proc else None,
+    "proc.cmdlenargs": lambda f: sum(len(a) for a in f.proc.get("args") or []) if f.proc else None,
+    "proc.loginshellid": _login_shell_id,
+    "proc.pid.ts": lambda f: (f.proc or {}).get("start_ts") or None,
+    "proc.ppid.ts": lambda f: (f.parent or {}).get("start_ts") or None,
+    "proc.ppid.duration": lambda f: _since((f.parent or {}).get("start_ts"), f),
+    "thread.ismain": lambda f: f.ev["tid"] == f.ev["pid"],
     "proc.env": lambda f: _env(f.proc),
     "proc.duration": _duration,
     "proc.start_ts": _proc_int("start_ts"),
@@ -856,6 +905,9 @@ EXTRACTORS: dict[str, Extractor] = {
     "container.type": _container_attr("type"),
     "container.privileged": _container_privileged,
     "container.start_ts": _container_attr("start_ts"),
+    "container.full_id": lambda f: _container_attr("full_id", "host")(f) or _container_id(f),
+    "container.image.digest": _container_attr("image_digest"),
+    "container.duration": lambda f: _since(_container_attr("start_ts")(f), f),
     "container.mounts": _container_mounts,
     "k8s.ns.name": _k8s_label("k8s_ns"),
     "k8s.pod.name": _k8s_label("k8s_pod"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from processor.event_fields import EventFields
@@ -345,3 +346,44 @@ def test_records_from_sensors_before_vpgid_give_the_host_group_only_in_the_host_
     state.apply(HOST, event(T0, "snapshot", 500, ppid=1, comm="server", proc=old_container))
     assert fields_of(state, event(T0 + 1, "openat", 400, res=3, args={"name": "/x"})).get("proc.vpgid") == 390
     assert fields_of(state, event(T0 + 1, "openat", 500, res=3, args={"name": "/x"})).get("proc.vpgid") == 0
+
+
+def test_session_group_and_time_fields_falco_documents() -> None:
+    """proc.sid.exe, proc.vpgid.name (the tuning fields Falco's own rules suggest), proc.loginshellid,
+    proc.ppid.duration & co., from the table; evt.time.s & co. from the event's time."""
+    state = new_state()
+    sshd = proc_info("/usr/sbin/sshd", ["sshd: alice"]) | {"sid": 50, "pgid": 50, "start_ts": T0 - 10**9}
+    bash = proc_info("/usr/bin/bash", ["-bash"]) | {"sid": 50, "pgid": 100, "start_ts": T0 - 5 * 10**9}
+    sh = proc_info("/bin/sh", ["sh", "-c", "cat x"]) | {"sid": 50, "pgid": 100, "start_ts": T0 - 2 * 10**9}
+    cat = proc_info("/usr/bin/cat", ["cat", "/etc/shadow", "-n"]) | {"sid": 50, "pgid": 100, "start_ts": T0}
+    for pid, ppid, proc in ((50, 1, sshd), (100, 50, bash), (150, 100, sh), (200, 150, cat)):
+        state.apply(HOST, event(T0, "snapshot", pid, ppid=ppid, proc=proc))
+    ts = 1_700_000_003_250_000_000
+    f = fields_of(state, event(ts, "openat", 200, res=3, args={"name": "/etc/shadow", "flags": "0"}))
+    assert (f.get("proc.sid.exe"), f.get("proc.sid.exepath")) == ("sshd: alice", "/usr/sbin/sshd")
+    assert (f.get("proc.vpgid.name"), f.get("proc.vpgid.exe"), f.get("proc.vpgid.exepath")) == (
+        "bash", "-bash", "/usr/bin/bash")
+    assert f.get("proc.loginshellid") == 100  # the oldest shell above cat: bash, not sh
+    assert (f.get("proc.exeline"), f.get("proc.cmdnargs"), f.get("proc.cmdlenargs")) == ("cat /etc/shadow -n", 2, 13)
+    assert (f.get("proc.pid.ts"), f.get("proc.ppid.ts")) == (T0, T0 - 2 * 10**9)
+    assert f.get("proc.ppid.duration") == ts - (T0 - 2 * 10**9)
+    assert f.get("thread.ismain") is True
+    assert (f.get("evt.rawtime.s"), f.get("evt.rawtime.ns")) == (1_700_000_003, 250_000_000)
+    assert f.get("evt.time.s") == time.strftime("%H:%M:%S", time.localtime(1_700_000_003))
+    assert f.get("evt.datetime.s") == time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1_700_000_003))
+    assert (f.get("container.full_id"), f.get("container.duration")) == ("host", None)
+    orphan = fields_of(state, event(ts, "openat", 4242, res=3, args={"name": "/x", "flags": "0"}) | {"tid": 4243})
+    assert (orphan.get("proc.loginshellid"), orphan.get("proc.vpgid.name"), orphan.get("thread.ismain")) == (
+        None, None, False)
+
+
+def test_container_identity_and_age() -> None:
+    state = new_state()
+    full = "5b9e0c7d1a2f" + "0" * 52
+    state.apply(HOST, event(T0, "container", 0, args={
+        "id": full[:12], "full_id": full, "type": "containerd", "image_digest": "sha256:abc", "start_ts": str(T0)}))
+    state.apply(HOST, event(T0, "snapshot", 300, ppid=1, proc=proc_info("/app/server", ["server"])
+                            | {"container_id": full[:12]}))
+    f = fields_of(state, event(T0 + 7, "openat", 300, res=3, args={"name": "/x", "flags": "0"}))
+    assert (f.get("container.id"), f.get("container.full_id")) == (full[:12], full)
+    assert (f.get("container.image.digest"), f.get("container.duration")) == ("sha256:abc", 7)

@@ -42,7 +42,8 @@ def register(subparsers: Any) -> None:
                          help="the workers' local rules to validate against (default: rules_files or the defaults)")
     publish.set_defaults(func=cmd_publish)
 
-    for module, hook in (("peregrine_cli.rules_parse", "add_parse_parser"), ("peregrine_cli.rules_test", "add_test_parser")):
+    for module, hook in (("peregrine_cli.rules_parse", "add_parse_parser"), ("peregrine_cli.rules_test", "add_test_parser"),
+                         ("peregrine_cli.rules_fields", "add_fields_parser")):
         try:
             mod = __import__(module, fromlist=[hook])
         except ModuleNotFoundError as exc:

@@ -851,6 +851,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "proc.pexepath": lambda f: _exepath(f.parent),
     "proc.pcmdline": lambda f: _cmdline(f.parent),
     "proc.aname": _ancestor_values(_name),
+    "proc.acmdline": _ancestor_values(_cmdline),
     "proc.aexe": _ancestor_values(_exe),
     "proc.aexepath": _ancestor_values(_exepath),
     "proc.apid": _ancestor_values(_pid),
@@ -918,6 +919,7 @@ ARG_EXTRACTORS: dict[str, Callable[[EventFields, str], Any]] = {
     "proc.aexe": _ancestor_at(_exe),
     "proc.aexepath": _ancestor_at(_exepath),
     "proc.apid": _ancestor_at(_pid),
+    "proc.acmdline": _ancestor_at(_cmdline),
     "proc.env": _env_var,
     "evt.arg": _evt_arg_index,
     "evt.rawarg": lambda f, a: evt_arg(f, a, raw=True),
@@ -933,5 +935,11 @@ def _ancestor_level(getter: Callable[[Record | None], Any], n: int) -> Extractor
 # proc.aname[2] & co. are read on every exec: the levels a chain can have get extractors of their own, so their
 # keys are not parsed for the argument each time (each equals its ARG_EXTRACTORS reading: tested)
 for _field, _getter in (("proc.aname", _name), ("proc.aexe", _exe), ("proc.aexepath", _exepath),
-                        ("proc.apid", _pid)):
+                        ("proc.apid", _pid), ("proc.acmdline", _cmdline)):
     EXTRACTORS.update({f"{_field}[{n}]": _ancestor_level(_getter, n) for n in range(MAX_ANCESTORS + 1)})
+
+
+def filled(name: str) -> bool:
+    """Whether a syscall field can have a value here at all (the others are declared, as Falco's, and always <NA>:
+    the sensor does not send what they need). For `peregrine rules fields`."""
+    return name in EXTRACTORS or name in ARG_EXTRACTORS or name in ("evt.arg", "evt.rawarg")

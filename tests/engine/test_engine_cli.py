@@ -91,3 +91,25 @@ def test_eval_reports_bad_lines_and_bad_rules(tmp_path: Path, capsys: pytest.Cap
     rules.write_text("- list: l\n  items: a\n")
     assert main(["rules", "eval", "--rules", str(rules), "--events", str(events)]) == 1
     assert "LOAD_ERR_YAML_VALIDATE" in capsys.readouterr().err
+
+
+def test_fields_lists_falcos_classes_and_marks_what_is_never_filled(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "fields"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "Field Class:                  process" in lines and "Field Class:                  container" in lines
+    by_name = {line.split()[0]: line for line in lines if line[:1].isalpha() and not line.startswith(("Field", "Event"))}
+    assert by_name["proc.name"].startswith("proc.name                     process name")
+    assert "always <NA>" in by_name["proc.vmsize"]  # the sensor does not send memory counters
+    assert "always <NA>" not in by_name["fd.sip.name"] and "always <NA>" not in by_name["proc.vpgid.name"]
+    assert "k8s.pod.label[...]" in by_name
+
+
+def test_fields_as_json_and_for_another_source(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "fields", "--json"]) == 0
+    rows = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    proc_name = next(r for r in rows if r["name"] == "proc.name")
+    assert (proc_name["class"], proc_name["type"], proc_name["filled"]) == ("process", "charbuf", True)
+    assert main(["rules", "fields", "--source", "k8s_audit"]) == 0
+    assert "ka.verb" in capsys.readouterr().out
+    assert main(["rules", "fields", "--source", "nope"]) == 2
+    assert "unknown event source 'nope'" in capsys.readouterr().err

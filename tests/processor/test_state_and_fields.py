@@ -387,3 +387,12 @@ def test_container_identity_and_age() -> None:
     f = fields_of(state, event(T0 + 7, "openat", 300, res=3, args={"name": "/x", "flags": "0"}))
     assert (f.get("container.id"), f.get("container.full_id")) == (full[:12], full)
     assert (f.get("container.image.digest"), f.get("container.duration")) == ("sha256:abc", 7)
+
+
+def test_ancestor_command_lines() -> None:
+    state = new_state()
+    tree(state)
+    f = fields_of(state, event(T0 + 3, "openat", 200, res=3, args={"name": "/x", "flags": "0"}))
+    assert (f.get("proc.acmdline[0]"), f.get("proc.acmdline[1]"), f.get("proc.acmdline[2]")) == (
+        "cat /etc/shadow -n", "bash", "sshd -D")
+    assert f.get("proc.acmdline") == ["bash", "sshd -D", "systemd"]

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from processor import flags
 from processor.engine.dns_names import DNS_NAME_FIELDS
 from processor.engine.formatter import format_time
@@ -361,6 +363,27 @@ def _container_attr(key: str, host_value: Any = None, default: Any = None) -> Ex
         value = c.get(key) if c else None
         return value if value not in (None, "") else default
     return get
+
+
+def _container_flag(key: str) -> Extractor:
+    """container.host_network & co.: "true"/"false" from the runtime's state, <NA> when unknown or on the host."""
+    def get(f: EventFields) -> bool | None:
+        c = _container(f) if _container_id(f) != "host" else None
+        value = c.get(key) if c else None
+        return None if value in (None, "") else str(value).lower() == "true"
+    return get
+
+
+def _container_labels(f: EventFields) -> dict[str, str] | None:
+    c = _container(f) if _container_id(f) != "host" else None
+    text = c.get("labels") if c else None
+    if not text:
+        return None
+    try:
+        labels = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return labels if isinstance(labels, dict) else None
 
 
 def _container_privileged(f: EventFields) -> bool | None:
@@ -912,6 +935,14 @@ EXTRACTORS: dict[str, Extractor] = {
     "container.mounts": _container_mounts,
     "k8s.ns.name": _k8s_label("k8s_ns"),
     "k8s.pod.name": _k8s_label("k8s_pod"),
+    "k8s.pod.uid": _k8s_label("k8s_pod_uid"),
+    "k8s.pod.id": _k8s_label("k8s_pod_uid"),
+    "k8s.pod.full_sandbox_id": _k8s_label("k8s_sandbox_id"),
+    "k8s.pod.sandbox_id": lambda f: (_k8s_label("k8s_sandbox_id")(f) or "")[:12] or None,
+    "container.host_pid": _container_flag("host_pid"),
+    "container.host_network": _container_flag("host_network"),
+    "container.host_ipc": _container_flag("host_ipc"),
+    "container.labels": lambda f: ", ".join(f"{k}:{v}" for k, v in (_container_labels(f) or {}).items()) or None,
 }
 
 ARG_EXTRACTORS: dict[str, Callable[[EventFields, str], Any]] = {
@@ -924,6 +955,7 @@ ARG_EXTRACTORS: dict[str, Callable[[EventFields, str], Any]] = {
     "evt.arg": _evt_arg_index,
     "evt.rawarg": lambda f, a: evt_arg(f, a, raw=True),
     "container.mount.dest": _mount_dest,
+    "container.label": lambda f, key: (_container_labels(f) or {}).get(key),
 }
 
 

@@ -44,6 +44,10 @@ NAMESPACE_KEYS = ("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.name
 POD_KEYS = ("io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name")
 SANDBOX_TYPE_KEYS = ("io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType")
 CREATED_KEYS = ("io.kubernetes.cri-o.Created",)
+POD_UID_KEYS = ("io.kubernetes.cri.sandbox-uid", "io.kubernetes.pod.uid")
+SANDBOX_ID_KEYS = ("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID", "io.kubernetes.sandbox.id")
+CRIO_LABELS_KEY = "io.kubernetes.cri-o.Labels"  # the container's labels, as JSON
+MAX_LABELS, MAX_LABEL_KEY, MAX_LABEL_VALUE = 64, 253, 1024  # labels are the workload owner's text: bounded
 
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
 
@@ -80,6 +84,12 @@ class ContainerInfo:
     mounts: list[tuple[str, str]] = field(default_factory=list)
     k8s_ns: str = ""
     k8s_pod: str = ""
+    k8s_pod_uid: str = ""
+    sandbox_id: str = ""
+    host_pid: bool | None = None  # shares the host's pid / network / ipc namespace
+    host_network: bool | None = None
+    host_ipc: bool | None = None
+    labels: dict[str, str] = field(default_factory=dict)
 
     def as_args(self) -> dict[str, str]:
         """The container meta event's args (map<string,string>), as the processor's container.* fields read them."""
@@ -105,6 +115,16 @@ class ContainerInfo:
             out["k8s_ns"] = self.k8s_ns
         if self.k8s_pod:
             out["k8s_pod"] = self.k8s_pod
+        if self.k8s_pod_uid:
+            out["k8s_pod_uid"] = self.k8s_pod_uid
+        if self.sandbox_id:
+            out["k8s_sandbox_id"] = self.sandbox_id
+        for key, shared in (("host_pid", self.host_pid), ("host_network", self.host_network),
+                            ("host_ipc", self.host_ipc)):
+            if shared is not None:
+                out[key] = "true" if shared else "false"
+        if self.labels:
+            out["labels"] = orjson.dumps(self.labels, option=orjson.OPT_SORT_KEYS).decode()
         return out
 
 
@@ -172,6 +192,15 @@ def process_start_ns(pid: int) -> int:
     return boot_epoch_ns + ticks * 1_000_000_000 // CLK_TCK
 
 
+def bounded_labels(labels: Any) -> dict[str, str]:
+    """String labels only, at most MAX_LABELS of bounded size (a container's labels are anyone's text)."""
+    out: dict[str, str] = {}
+    for key, value in _dict(labels).items():
+        if isinstance(key, str) and isinstance(value, str) and len(out) < MAX_LABELS:
+            out[key[:MAX_LABEL_KEY]] = value[:MAX_LABEL_VALUE]
+    return out
+
+
 def from_oci_spec(spec: Any) -> ContainerInfo:
     """Name, image, pod and namespace from the annotations; privileged from capabilities and masked paths;
     bind mounts (as Falco lists a container's volumes, not the runtime's own proc/sysfs/tmpfs mounts)."""
@@ -180,6 +209,18 @@ def from_oci_spec(spec: Any) -> ContainerInfo:
     info = ContainerInfo(name=_first(ann, NAME_KEYS), image=_first(ann, IMAGE_KEYS),
                          k8s_ns=_first(ann, NAMESPACE_KEYS), k8s_pod=_first(ann, POD_KEYS),
                          start_ts=rfc3339_ns(_first(ann, CREATED_KEYS)))
+    if CRIO_LABELS_KEY in ann:
+        try:
+            info.labels = bounded_labels(orjson.loads(ann[CRIO_LABELS_KEY]))
+        except orjson.JSONDecodeError:
+            pass
+    info.k8s_pod_uid = _first(ann, POD_UID_KEYS) or info.labels.get("io.kubernetes.pod.uid", "")
+    info.sandbox_id = _first(ann, SANDBOX_ID_KEYS)
+    namespaces = _dict(spec.get("linux")).get("namespaces")
+    if isinstance(namespaces, list):  # a namespace the spec does not create is the host's
+        kinds = {_dict(n).get("type") for n in namespaces}
+        info.host_pid, info.host_network, info.host_ipc = ("pid" not in kinds, "network" not in kinds,
+                                                           "ipc" not in kinds)
     if not info.name and _first(ann, SANDBOX_TYPE_KEYS) == "sandbox" and info.k8s_pod:
         info.name = "POD"  # the pod's pause container, named as kubelet names it (CRI-O labels it so too)
     caps = _dict(_dict(spec.get("process")).get("capabilities")).get("bounding")
@@ -330,9 +371,15 @@ class RuntimeState:
                              name=labels.get("io.kubernetes.container.name") or str(cfg.get("Name") or "").lstrip("/"),
                              start_ts=rfc3339_ns(str(cfg.get("Created") or "")),
                              k8s_ns=labels.get("io.kubernetes.pod.namespace", ""),
-                             k8s_pod=labels.get("io.kubernetes.pod.name", ""))
+                             k8s_pod=labels.get("io.kubernetes.pod.name", ""),
+                             k8s_pod_uid=labels.get("io.kubernetes.pod.uid", ""),
+                             sandbox_id=labels.get("io.kubernetes.sandbox.id", ""), labels=bounded_labels(labels))
         if isinstance(host.get("Privileged"), bool):
             info.privileged = host["Privileged"]
+        if host:  # docker's modes: "host" shares the host's namespace
+            info.host_pid, info.host_network, info.host_ipc = (host.get("PidMode") == "host",
+                                                               host.get("NetworkMode") == "host",
+                                                               host.get("IpcMode") == "host")
         for point in _dict(cfg.get("MountPoints")).values():
             point = _dict(point)
             src, dst = point.get("Source"), point.get("Destination")

@@ -396,3 +396,22 @@ def test_ancestor_command_lines() -> None:
     assert (f.get("proc.acmdline[0]"), f.get("proc.acmdline[1]"), f.get("proc.acmdline[2]")) == (
         "cat /etc/shadow -n", "bash", "sshd -D")
     assert f.get("proc.acmdline") == ["bash", "sshd -D", "systemd"]
+
+
+def test_container_labels_pod_ids_and_host_namespaces() -> None:
+    state = new_state()
+    state.apply(HOST, event(T0, "container", 0, args={
+        "id": "c0ffee000001", "type": "cri-o", "k8s_pod_uid": "0f1e-uid", "k8s_sandbox_id": "b" * 64,
+        "host_network": "true", "host_pid": "false", "labels": '{"app":"api","team":"pay"}'}))
+    state.apply(HOST, event(T0, "snapshot", 300, ppid=1, proc=proc_info("/app/api", ["api"])
+                            | {"container_id": "c0ffee000001"}))
+    f = fields_of(state, event(T0 + 1, "connect", 300, res=0, args={"fd": "3"}))
+    assert (f.get("container.label[team]"), f.get("container.label[nope]")) == ("pay", None)
+    assert f.get("container.labels") == "app:api, team:pay"
+    assert (f.get("k8s.pod.uid"), f.get("k8s.pod.id")) == ("0f1e-uid", "0f1e-uid")
+    assert (f.get("k8s.pod.sandbox_id"), f.get("k8s.pod.full_sandbox_id")) == ("b" * 12, "b" * 64)
+    assert (f.get("container.host_network"), f.get("container.host_pid"), f.get("container.host_ipc")) == (
+        True, False, None)
+    host = fields_of(state, event(T0 + 1, "connect", 1, res=0, args={"fd": "3"}))
+    assert (host.get("container.labels"), host.get("container.host_network"), host.get("k8s.pod.uid")) == (
+        None, None, None)

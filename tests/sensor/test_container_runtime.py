@@ -108,12 +108,17 @@ def test_cri_o_userdata_config(tmp_path: Path) -> None:
         "io.kubernetes.pod.name": "api-5f6", "io.kubernetes.pod.namespace": "prod",
         "io.kubernetes.cri-o.ImageName": "quay.io/acme/api:2.0",
         "io.kubernetes.cri-o.Created": "2024-05-01T10:00:00.123456789Z",
-    }, [("/var/lib/kubelet/pods/0f1e/volumes/cfg", "/etc/api")]))
+        "io.kubernetes.cri-o.SandboxID": "b" * 64,
+        "io.kubernetes.cri-o.Labels": orjson.dumps({"io.kubernetes.pod.uid": "0f1e-uid", "team": "api"}).decode(),
+    }, [("/var/lib/kubelet/pods/0f1e/volumes/cfg", "/etc/api")])
+        | {"linux": {"maskedPaths": ["/proc/kcore"], "namespaces": [{"type": t} for t in ("pid", "ipc", "mount")]}})
     args = ContainerMetadata(only(tmp_path, containers_run="run")).announce(ref("cri-o"))
     assert args == {"id": CID[:12], "type": "cri-o", "full_id": CID, "name": "api", "image": "quay.io/acme/api:2.0",
                     "image_repository": "quay.io/acme/api", "image_tag": "2.0", "privileged": "false",
                     "start_ts": "1714557600123456789", "mounts": "/var/lib/kubelet/pods/0f1e/volumes/cfg:/etc/api",
-                    "k8s_ns": "prod", "k8s_pod": "api-5f6"}
+                    "k8s_ns": "prod", "k8s_pod": "api-5f6", "k8s_pod_uid": "0f1e-uid", "k8s_sandbox_id": "b" * 64,
+                    "host_pid": "false", "host_network": "true", "host_ipc": "false",  # no network namespace of its own
+                    "labels": '{"io.kubernetes.pod.uid":"0f1e-uid","team":"api"}'}
 
 
 def test_podman_spec_and_storage_index(tmp_path: Path) -> None:
@@ -145,7 +150,8 @@ def test_docker_config_and_hostconfig(tmp_path: Path) -> None:
                         "/data": {"Source": "/var/lib/docker/volumes/d/_data", "Destination": "/data",
                                   "Type": "volume"}},
     })
-    write_json(tmp_path / "docker" / CID / "hostconfig.json", {"Privileged": True})
+    write_json(tmp_path / "docker" / CID / "hostconfig.json", {"Privileged": True, "NetworkMode": "host",
+                                                              "PidMode": "", "IpcMode": "private"})
     args = ContainerMetadata(only(tmp_path, docker="docker")).announce(ref("docker"))
     assert args is not None
     assert args["name"] == "payments" and args["privileged"] == "true" and args["type"] == "docker"
@@ -153,6 +159,8 @@ def test_docker_config_and_hostconfig(tmp_path: Path) -> None:
     assert args["image_digest"] == "sha256:" + "ef" * 32
     assert args["mounts"] == "/var/lib/docker/volumes/d/_data:/data,/var/run/docker.sock:/var/run/docker.sock"
     assert args["start_ts"] == "1714557600000000001"
+    assert (args["host_network"], args["host_pid"], args["host_ipc"]) == ("true", "false", "false")
+    assert args["labels"] == '{"team":"pay"}'
 
 
 def test_docker_through_containerd_and_a_cgroup_that_names_no_runtime(tmp_path: Path) -> None:
@@ -403,6 +411,7 @@ ANNOTATIONS = {
     "io.kubernetes.cri.sandbox-namespace": "shop",
     "io.kubernetes.cri.sandbox-name": "web-7d9f8c-x2v4q",
     "io.kubernetes.cri.sandbox-id": "a" * 64,
+    "io.kubernetes.cri.sandbox-uid": POD_UID,
 }
 
 
@@ -435,7 +444,9 @@ def test_containerd_container_has_its_cri_metadata_from_the_sensor_to_the_alert(
     assert {k: v for k, v in args.items() if k not in ("start_ts", "mounts")} == {
         "id": cid[:12], "full_id": cid, "type": "containerd", "name": "web",
         "image": "registry.example:5000/shop/web:1.2", "image_repository": "registry.example:5000/shop/web",
-        "image_tag": "1.2", "k8s_ns": "shop", "k8s_pod": "web-7d9f8c-x2v4q", "privileged": "false"}
+        "image_tag": "1.2", "k8s_ns": "shop", "k8s_pod": "web-7d9f8c-x2v4q", "privileged": "false",
+        "k8s_pod_uid": POD_UID, "k8s_sandbox_id": "a" * 64,  # ctr's spec has namespaces of its own: not the host's
+        "host_pid": "false", "host_network": "false", "host_ipc": "false"}
     assert args["mounts"] == f"{data}:/data", "bind mounts only: not proc, sysfs, tmpfs"
     assert before - 1_000_000_000 <= int(args["start_ts"]) <= time.time_ns()
     # the start of the container's init process (same clock ticks; the boot-to-epoch offset moves by microseconds)
@@ -448,7 +459,8 @@ def test_containerd_container_has_its_cri_metadata_from_the_sensor_to_the_alert(
   desc: test
   condition: evt.type = execve and container.id != host and proc.args = /data/token
   output: token read (container.name=%container.name image=%container.image.repository
-    tag=%container.image.tag ns=%k8s.ns.name pod=%k8s.pod.name privileged=%container.privileged
+    tag=%container.image.tag ns=%k8s.ns.name pod=%k8s.pod.name uid=%k8s.pod.uid sandbox=%k8s.pod.sandbox_id
+    hostnet=%container.host_network privileged=%container.privileged
     mount=%container.mount.dest[{data}] args=%proc.args)
   priority: WARNING
 """})
@@ -460,7 +472,8 @@ def test_containerd_container_has_its_cri_metadata_from_the_sensor_to_the_alert(
     [alert] = result.alerts
     assert alert["output_fields"]["container.name"] == "web"
     assert ("container.name=web image=registry.example:5000/shop/web tag=1.2 ns=shop pod=web-7d9f8c-x2v4q "
-            "privileged=false mount=/data args=/data/token") in alert["output"]
+            f"uid={POD_UID} sandbox={'a' * 12} hostnet=false privileged=false mount=/data args=/data/token"
+            ) in alert["output"]
 
 
 @pytest.mark.ebpf

@@ -28,7 +28,7 @@ def addresses_of(name: str) -> list[str]:
 
 @dataclass
 class DnsResolver:
-    names: Callable[[], set[str]]  # the rules in force: engine.dns_names
+    names: Callable[[], list[str]]  # the rules in force, in their order: engine.dns_names
     table: DnsNames
     refresh_s: float = 30.0
     resolve: Callable[[str], list[str]] = addresses_of
@@ -38,7 +38,7 @@ class DnsResolver:
     _wake: threading.Event = field(default_factory=threading.Event)
 
     def resolve_now(self) -> None:
-        wanted = sorted(self.names())
+        wanted = list(dict.fromkeys(self.names()))
         if not wanted:
             self.last, self.unresolved = {}, set()
             self.table.replace({})

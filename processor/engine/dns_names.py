@@ -17,9 +17,10 @@ from processor.engine import ast
 DNS_NAME_FIELDS = {"fd.sip.name": "fd.sip", "fd.cip.name": "fd.cip", "fd.lip.name": "fd.lip", "fd.rip.name": "fd.rip"}
 
 
-def names_in(conditions: Iterable[ast.Node]) -> set[str]:
-    """The constant names compared with a domain-name field anywhere in these (expanded) conditions."""
-    names: set[str] = set()
+def names_in(conditions: Iterable[ast.Node]) -> list[str]:
+    """The constant names compared with a domain-name field anywhere in these (expanded) conditions, in the order
+    they are written (the first of several names for one address is the one an output shows)."""
+    names: dict[str, None] = {}
     for condition in conditions:
         for node in ast.walk(condition):
             if not (isinstance(node, ast.Check) and isinstance(node.field, ast.FieldRef)
@@ -27,8 +28,8 @@ def names_in(conditions: Iterable[ast.Node]) -> set[str]:
                 continue
             value = node.value
             items = value.items if isinstance(value, ast.ListValue) else [value]
-            names.update(item.text.strip("\"'") for item in items if isinstance(item, ast.StrValue))
-    return {n for n in names if n}
+            names.update((item.text.strip("\"'"), None) for item in items if isinstance(item, ast.StrValue))
+    return [n for n in names if n]
 
 
 @dataclass

@@ -244,7 +244,7 @@ class RulesEngine:
         """Event types of the enabled syscall rules (the sensor's adaptive syscall set)."""
         return self.ruleset.required_event_types(SYSCALL_SOURCE)
 
-    def dns_names(self) -> set[str]:
+    def dns_names(self) -> list[str]:
         """The names enabled syscall rules compare fd.sip.name & co. with: the caller resolves them (dns_names.py)."""
         return names_in(r.condition for r in self.ruleset.enabled if r.source == SYSCALL_SOURCE)
 

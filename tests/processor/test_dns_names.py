@@ -50,8 +50,8 @@ def engine() -> RulesEngine:
 
 
 def test_the_engine_names_what_its_rules_compare_with() -> None:
-    assert engine().dns_names() == {"kubernetes.default.svc.cluster.local", "kubernetes", "allowed.example",
-                                    "localhost"}
+    assert engine().dns_names() == ["kubernetes.default.svc.cluster.local", "kubernetes", "allowed.example",
+                                    "localhost"]
 
 
 def test_falcos_rules_name_the_miner_pools_and_the_api_server() -> None:
@@ -86,7 +86,7 @@ def test_the_resolver_fills_the_table_from_the_system_resolver() -> None:
     """Real resolution (getaddrinfo, /etc/hosts): localhost resolves, a reserved .invalid name never does."""
     built = engine()
     state = HostState(procs={}, users={}, containers={})
-    resolver = DnsResolver(lambda: built.dns_names() | {"peregrine-none.invalid"}, state.dns)
+    resolver = DnsResolver(lambda: [*built.dns_names(), "peregrine-none.invalid"], state.dns)
     resolver.resolve_now()
     assert "127.0.0.1" in resolver.last["localhost"]
     assert "peregrine-none.invalid" in resolver.unresolved
@@ -104,8 +104,20 @@ def test_a_failed_refresh_keeps_the_last_addresses() -> None:
         return answers[name]
 
     table = DnsNames()
-    resolver = DnsResolver(lambda: {"api.example"}, table, resolve=resolve)
+    resolver = DnsResolver(lambda: ["api.example"], table, resolve=resolve)
     resolver.resolve_now()
     answers.clear()
     resolver.resolve_now()
     assert table.names_of("10.0.0.1") == ["api.example"] and not resolver.unresolved
+
+
+def test_of_several_names_for_one_address_an_output_shows_the_first_the_rules_wrote() -> None:
+    built = engine()
+    state = HostState(procs={}, users={}, containers={})
+    # as cluster DNS answers: both API server names are one service address
+    resolver = DnsResolver(built.dns_names, state.dns,
+                           resolve=lambda name: ["10.96.0.1"] if name.startswith("kubernetes") else [])
+    resolver.resolve_now()
+    result = process_batch(batch("node-a", 1, [connect("10.96.0.1")]), state, built)
+    assert [(a["rule"], a["output_fields"]["fd.sip.name"]) for a in result.alerts] == [
+        ("API contacted", "kubernetes.default.svc.cluster.local")]

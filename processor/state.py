@@ -7,6 +7,7 @@ Keys: "<host>|<pid>" in the process table, "<host>|u<uid>" / "<host>|g<gid>" in 
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from typing import Any
 
 from processor.engine.dns_names import DnsNames
 from schemas.event_types import LIFECYCLE_TYPES as WIRE_LIFECYCLE
+
+log = logging.getLogger("peregrine.state")
 
 Record = dict[str, Any]
 Store = MutableMapping[str, Any]
@@ -133,6 +136,7 @@ class HostState:
     _exited: deque[tuple[int, str]] = field(default_factory=deque)
     _adopted: bool = False
     dns: DnsNames = field(default_factory=DnsNames)  # fd.sip.name & co.: the worker's resolver fills it
+    full_hosts: set[str] = field(default_factory=set)  # hosts whose table filled up (warned once each)
 
     def forget_counts(self) -> None:
         """After a rebalance the tables hold other hosts (recovered from changelogs): recount before the next write."""
@@ -218,6 +222,11 @@ class HostState:
             count = self.proc_counts.get(host, 0)
             if count >= self.max_procs_per_host:
                 self.evicted += 1  # bounded table: counted, visible on /metrics; the new process is not tracked
+                if host not in self.full_hosts:  # said once per host, not per process
+                    self.full_hosts.add(host)
+                    log.warning("%s: thread table full (%d processes): new processes are not tracked and their "
+                                "events lack process context; counted in falcosecurity_falco_n_drops_full_threadtable"
+                                " (worker.proc_table_max_per_host)", host, count)
                 return
             self.proc_counts[host] = count + 1
         self.procs[key] = rec

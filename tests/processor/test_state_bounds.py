@@ -3,6 +3,10 @@ cannot track, and a worker that inherits hosts after a rebalance recounts them f
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from processor.state import HostState
 from tests.pipeline.helpers import event, proc_info
 
@@ -27,14 +31,17 @@ def test_exited_process_is_kept_for_the_grace_period_then_purged() -> None:
     assert state.proc_counts["h"] == 1
 
 
-def test_a_full_host_table_counts_the_processes_it_cannot_track() -> None:
+def test_a_full_host_table_counts_the_processes_it_cannot_track(caplog: pytest.LogCaptureFixture) -> None:
     state = HostState(procs={}, users={}, containers={}, max_procs_per_host=3)
-    for pid in range(10, 15):
-        state.apply("h", snapshot(pid))
-    state.apply("other", snapshot(10))
+    with caplog.at_level(logging.WARNING, logger="peregrine.state"):
+        for pid in range(10, 15):
+            state.apply("h", snapshot(pid))
+        state.apply("other", snapshot(10))
     assert state.proc_counts == {"h": 3, "other": 1}
     assert state.evicted == 2
     assert state.proc("h", 13) is None and state.proc("other", 10) is not None
+    full = [r.getMessage() for r in caplog.records if "thread table full" in r.getMessage()]
+    assert len(full) == 1 and full[0].startswith("h: thread table full (3 processes)")  # once, naming the host
 
 
 def test_recount_after_a_rebalance_includes_recovered_hosts_and_their_exits() -> None:

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             source = LiveSource(sensor_event_types(cfg, args.rules), argv_max=cfg.sensor.argv_max,
                                 ring_buffer_pages=cfg.sensor.ring_buffer_pages,
                                 container_state_roots=dict(cfg.sensor.container_state_roots),
+                                cri_sockets=list(cfg.sensor.cri_sockets),
                                 snapshot_interval_s=cfg.sensor.snapshot_interval_s)
         if not args.no_kafka and not _kafka_reachable(cfg):
             logging.warning("Kafka at %s is unreachable: capturing anyway and journaling to %s until it answers",

@@ -374,9 +374,10 @@ def _container_flag(key: str) -> Extractor:
     return get
 
 
-def _container_labels(f: EventFields) -> dict[str, str] | None:
+def _container_labels(f: EventFields, key: str = "labels") -> dict[str, str] | None:
+    """The container's (`labels`) or its pod's (`pod_labels`) labels: JSON in the container meta event."""
     c = _container(f) if _container_id(f) != "host" else None
-    text = c.get("labels") if c else None
+    text = c.get(key) if c else None
     if not text:
         return None
     try:
@@ -943,6 +944,9 @@ EXTRACTORS: dict[str, Extractor] = {
     "container.host_network": _container_flag("host_network"),
     "container.host_ipc": _container_flag("host_ipc"),
     "container.labels": lambda f: ", ".join(f"{k}:{v}" for k, v in (_container_labels(f) or {}).items()) or None,
+    "k8s.pod.labels": lambda f: ", ".join(f"{k}:{v}" for k, v in (_container_labels(f, "pod_labels") or {}).items())
+    or None,
+    "k8s.pod.ip": _k8s_label("pod_ip"),
 }
 
 ARG_EXTRACTORS: dict[str, Callable[[EventFields, str], Any]] = {
@@ -956,6 +960,7 @@ ARG_EXTRACTORS: dict[str, Callable[[EventFields, str], Any]] = {
     "evt.rawarg": lambda f, a: evt_arg(f, a, raw=True),
     "container.mount.dest": _mount_dest,
     "container.label": lambda f, key: (_container_labels(f) or {}).get(key),
+    "k8s.pod.label": lambda f, key: (_container_labels(f, "pod_labels") or {}).get(key),
 }
 
 

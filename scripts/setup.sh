@@ -63,3 +63,12 @@ if [ ! -f "$STAMP" ] || [ "$REQ" -nt "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt 
   touch "$STAMP"
 fi
 "$VENV/bin/python" -c 'import bcc' 2>/dev/null || { say "error: 'import bcc' fails in $VENV (python3-bpfcc missing?)"; exit 1; }
+
+# crictl drives a private containerd's CRI plugin in the sensor tests (tests/sensor/test_cri.py), as kubelet would.
+# Built from the Go module proxy with the machine's Go into the venv; the tests skip without it.
+CRICTL_VERSION=v1.37.0
+if [ ! -x "$VENV/bin/crictl" ] && command -v go >/dev/null 2>&1; then
+  say "building crictl $CRICTL_VERSION (test peer)"
+  GOBIN="$VENV/bin" go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" >/dev/null 2>&1 \
+    || say "warning: crictl did not build; the CRI tests will be skipped"
+fi

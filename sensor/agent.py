@@ -63,6 +63,7 @@ class LiveSource:
     argv_max: int = 32
     ring_buffer_pages: int = 4096
     container_state_roots: dict[str, str] = field(default_factory=dict)  # sensor.container_state_roots
+    cri_sockets: list[str] = field(default_factory=list)  # sensor.cri_sockets
     snapshot_interval_s: float = 3600.0  # keyframe snapshots for retro-hunts; 0: only the start-up snapshot
     finished: bool = False
     _capture: Any = None
@@ -75,7 +76,12 @@ class LiveSource:
         from sensor.container_runtime import ContainerMetadata, StateRoots
         from sensor.snapshot import snapshot_events
 
-        metadata = ContainerMetadata(StateRoots.from_mapping(self.container_state_roots))
+        cri = None
+        if self.cri_sockets:
+            from sensor.cri import CriClient
+
+            cri = CriClient(self.cri_sockets)
+        metadata = ContainerMetadata(StateRoots.from_mapping(self.container_state_roots), cri=cri)
         self._capture = Capture(self.event_types, argv_max=self.argv_max, ring_buffer_pages=self.ring_buffer_pages)
         self._capture.decoder.containers = metadata  # one view of the runtimes for live events and the snapshot
         self._capture.start()

@@ -23,11 +23,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from sensor.containers import ContainerRef
+
+if TYPE_CHECKING:  # grpc is imported only by a sensor that asks a runtime over CRI
+    from sensor.cri import CriClient, CriInfo
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,8 @@ class ContainerInfo:
     host_network: bool | None = None
     host_ipc: bool | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    pod_labels: dict[str, str] = field(default_factory=dict)  # from CRI (sensor/cri.py): no runtime file has them
+    pod_ip: str = ""
 
     def as_args(self) -> dict[str, str]:
         """The container meta event's args (map<string,string>), as the processor's container.* fields read them."""
@@ -125,7 +130,23 @@ class ContainerInfo:
                 out[key] = "true" if shared else "false"
         if self.labels:
             out["labels"] = orjson.dumps(self.labels, option=orjson.OPT_SORT_KEYS).decode()
+        if self.pod_labels:
+            out["pod_labels"] = orjson.dumps(self.pod_labels, option=orjson.OPT_SORT_KEYS).decode()
+        if self.pod_ip:
+            out["pod_ip"] = self.pod_ip
         return out
+
+    def add_cri(self, cri: CriInfo) -> None:
+        """What the runtime answers over CRI, on top of what its files said."""
+        self.labels = bounded_labels({**cri.labels, **self.labels})
+        self.pod_labels = bounded_labels(cri.pod_labels)
+        self.pod_ip = self.pod_ip or cri.pod_ip
+        self.name = self.name or cri.name
+        self.image = self.image or cri.image
+        self.k8s_pod = self.k8s_pod or cri.pod_name
+        self.k8s_ns = self.k8s_ns or cri.pod_namespace
+        self.k8s_pod_uid = self.k8s_pod_uid or cri.pod_uid
+        self.sandbox_id = self.sandbox_id or cri.sandbox_id
 
 
 def split_image(image: str) -> tuple[str, str, str]:
@@ -201,6 +222,36 @@ def bounded_labels(labels: Any) -> dict[str, str]:
     return out
 
 
+_NS_FILES = {"pid": "pid", "network": "net", "ipc": "ipc"}
+
+
+def _is_host_namespace(entries: dict[Any, dict[str, Any]], kind: str) -> bool | None:
+    """A namespace the spec does not list is the host's; one it joins by path (a pod's containers join their
+    sandbox's) is the host's when it is the same namespace as pid 1's (the sensor runs in the host's pid
+    namespace); one the spec creates is not."""
+    entry = entries.get(kind)
+    if entry is None:
+        return True
+    path = entry.get("path")
+    if not isinstance(path, str) or not path:
+        return False
+    try:
+        return os.stat(path).st_ino == _host_namespace(_NS_FILES[kind])
+    except OSError:
+        return None  # the process holding it is gone: not known
+
+
+def _host_namespace(name: str) -> int:
+    """The host's namespace of this kind: pid 1's (the DaemonSet runs in the host's pid namespace); where pid 1's
+    cannot be read (some VMs' init refuses it), the sensor's own, which is the host's when run on the host."""
+    for proc in ("1", "self"):
+        try:
+            return os.stat(f"/proc/{proc}/ns/{name}").st_ino
+        except OSError:
+            continue
+    return -1
+
+
 def from_oci_spec(spec: Any) -> ContainerInfo:
     """Name, image, pod and namespace from the annotations; privileged from capabilities and masked paths;
     bind mounts (as Falco lists a container's volumes, not the runtime's own proc/sysfs/tmpfs mounts)."""
@@ -217,10 +268,10 @@ def from_oci_spec(spec: Any) -> ContainerInfo:
     info.k8s_pod_uid = _first(ann, POD_UID_KEYS) or info.labels.get("io.kubernetes.pod.uid", "")
     info.sandbox_id = _first(ann, SANDBOX_ID_KEYS)
     namespaces = _dict(spec.get("linux")).get("namespaces")
-    if isinstance(namespaces, list):  # a namespace the spec does not create is the host's
-        kinds = {_dict(n).get("type") for n in namespaces}
-        info.host_pid, info.host_network, info.host_ipc = ("pid" not in kinds, "network" not in kinds,
-                                                           "ipc" not in kinds)
+    if isinstance(namespaces, list):
+        entries = {n.get("type"): n for n in map(_dict, namespaces)}
+        info.host_pid, info.host_network, info.host_ipc = (_is_host_namespace(entries, kind)
+                                                           for kind in ("pid", "network", "ipc"))
     if not info.name and _first(ann, SANDBOX_TYPE_KEYS) == "sandbox" and info.k8s_pod:
         info.name = "POD"  # the pod's pause container, named as kubelet names it (CRI-O labels it so too)
     caps = _dict(_dict(spec.get("process")).get("capabilities")).get("bounding")
@@ -407,8 +458,9 @@ class ContainerMetadata:
     RETRIES = 3
     RETRY_S = 1.0
 
-    def __init__(self, roots: StateRoots | None = None, max_containers: int = 4096) -> None:
+    def __init__(self, roots: StateRoots | None = None, max_containers: int = 4096, cri: CriClient | None = None) -> None:
         self.state = RuntimeState(roots)
+        self.cri = cri
         self.max_containers = max_containers
         self.lookups = 0
         self.failures = 0  # lookups that raised (a malformed state file): counted, never propagated
@@ -441,7 +493,13 @@ class ContainerMetadata:
     def lookup(self, ref: ContainerRef) -> ContainerInfo | None:
         self.lookups += 1
         try:
-            return self.state.read(ref)
+            info = self.state.read(ref)
+            if self.cri is not None:
+                cri = self.cri.lookup(ref.full_id, info.sandbox_id if info else "")
+                if cri is not None:
+                    info = info or ContainerInfo(type=ref.type)
+                    info.add_cri(cri)
+            return info
         except Exception:  # a state file of a shape we did not expect must not stop the capture
             self.failures += 1
             log.warning("container %s: reading the runtime's state failed", ref.full_id, exc_info=True)

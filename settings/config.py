@@ -75,6 +75,9 @@ class SensorConfig:
         "containers_storage": "/var/lib/containers/storage/overlay-containers",
         "docker": "/var/lib/docker/containers",
     })
+    # CRI sockets asked for container and pod labels and the pod IP (sensor/cri.py); those that do not exist are
+    # skipped, an empty list asks none.
+    cri_sockets: list[str] = field(default_factory=lambda: ["/run/containerd/containerd.sock", "/run/crio/crio.sock"])
 
 
 @dataclass

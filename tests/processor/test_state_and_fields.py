@@ -415,3 +415,15 @@ def test_container_labels_pod_ids_and_host_namespaces() -> None:
     host = fields_of(state, event(T0 + 1, "connect", 1, res=0, args={"fd": "3"}))
     assert (host.get("container.labels"), host.get("container.host_network"), host.get("k8s.pod.uid")) == (
         None, None, None)
+
+
+def test_pod_labels_and_ip_from_cri() -> None:
+    state = new_state()
+    state.apply(HOST, event(T0, "container", 0, args={
+        "id": "c0ffee000002", "type": "containerd", "pod_labels": '{"app":"web","tier":"front"}',
+        "pod_ip": "10.244.1.7"}))
+    state.apply(HOST, event(T0, "snapshot", 310, ppid=1, proc=proc_info("/app/web", ["web"])
+                            | {"container_id": "c0ffee000002"}))
+    f = fields_of(state, event(T0 + 1, "connect", 310, res=0, args={"fd": "3"}))
+    assert (f.get("k8s.pod.label[app]"), f.get("k8s.pod.label[nope]")) == ("web", None)
+    assert (f.get("k8s.pod.labels"), f.get("k8s.pod.ip")) == ("app:web, tier:front", "10.244.1.7")

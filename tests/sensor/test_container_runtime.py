@@ -237,6 +237,9 @@ def test_sensor_daemonset_mounts_every_default_root_read_only() -> None:
     for root in SensorConfig().container_state_roots.values():
         mount = mounts[root]  # mounted where the default configuration looks
         assert host_paths[mount["name"]] == root and mount["readOnly"] is True
+    for socket in SensorConfig().cri_sockets:  # the CRI sockets' directories, where a node has them
+        mount = mounts[str(Path(socket).parent)]
+        assert host_paths[mount["name"]] == str(Path(socket).parent) and mount["readOnly"] is True
 
 
 # --- a real containerd, the real eBPF sensor, the real processor ---------------------------------------------------

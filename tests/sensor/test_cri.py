@@ -1,0 +1,279 @@
+"""Labels over CRI, against the real thing: a private containerd with its CRI plugin, a pod and a container made by
+crictl as kubelet would make them (host network: no CNI here), the real eBPF sensor asking the runtime's socket
+for the container's and the pod's labels, and the processor's fields reading them."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sensor.container_runtime import ContainerMetadata, StateRoots
+from sensor.cri import CriClient
+from tests.sensor.test_container_runtime import _kill, _mounted_under, container_events
+
+pytestmark = pytest.mark.ebpf
+
+IMAGE = "peregrine.test/app:1"
+POD_UID = uuid.uuid4().hex
+CGROUP_PARENT = f"/kubepods/besteffort/pod{POD_UID}"
+
+
+def _blob(files: dict[str, bytes], data: bytes) -> dict[str, Any]:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    files[f"blobs/sha256/{digest[7:]}"] = data
+    return {"digest": digest, "size": len(data)}
+
+
+def oci_archive(rootfs: Path, name: str) -> bytes:
+    """An OCI image layout tar of one uncompressed layer, as `ctr images import` takes it."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as t:
+        t.add(rootfs, arcname=".")
+    files: dict[str, bytes] = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}'}
+    layer_ref = _blob(files, layer.getvalue())
+    config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sleep", "3600"]},
+              "rootfs": {"type": "layers", "diff_ids": [layer_ref["digest"]]}}
+    config_ref = _blob(files, json.dumps(config).encode())
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_ref},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer_ref}]}
+    manifest_ref = _blob(files, json.dumps(manifest).encode())
+    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest_ref,
+        "platform": {"architecture": "amd64", "os": "linux"},
+        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.split(":")[-1]},
+    }]}).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as t:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+@dataclass
+class CriContainerd:
+    home: Path
+    proc: subprocess.Popen[bytes]
+    crictl_bin: str
+    pods: list[str] = field(default_factory=list)
+
+    @property
+    def socket(self) -> Path:
+        return self.home / "c.sock"
+
+    @property
+    def task_root(self) -> Path:
+        return self.home / "state" / "io.containerd.runtime.v2.task"
+
+    def crictl(self, *args: str) -> str:
+        endpoint = f"unix://{self.socket}"
+        proc = subprocess.run([self.crictl_bin, "--runtime-endpoint", endpoint, "--image-endpoint", endpoint,
+                               "--timeout", "20s", *args], capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise AssertionError(f"crictl {' '.join(args)}: {proc.stderr.strip()} (log: {self.home / 'log'})")
+        return proc.stdout.strip()
+
+    def stop(self) -> None:
+        for pod in self.pods:
+            subprocess.run([self.crictl_bin, "--runtime-endpoint", f"unix://{self.socket}", "stopp", pod],
+                           capture_output=True, timeout=60)
+            subprocess.run([self.crictl_bin, "--runtime-endpoint", f"unix://{self.socket}", "rmp", "-f", pod],
+                           capture_output=True, timeout=60)
+        for shim in _shims(self.home):
+            _kill(shim)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _shims(home: Path) -> list[int]:
+    """Shims started by this containerd (their command line names its socket)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"containerd-shim" in cmdline and str(home).encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def _crictl() -> str | None:
+    return shutil.which("crictl") or (str(Path(sys.executable).parent / "crictl")
+                                      if (Path(sys.executable).parent / "crictl").exists() else None)
+
+
+@pytest.fixture(scope="module")
+def cri() -> Iterator[CriContainerd]:
+    if os.geteuid() != 0:
+        pytest.skip("a private containerd needs root")
+    crictl = _crictl()
+    missing = [b for b in ("containerd", "ctr", "runc", "containerd-shim-runc-v2", "busybox") if not shutil.which(b)]
+    if missing or crictl is None:
+        pytest.skip(f"{', '.join(missing + ([] if crictl else ['crictl']))} missing: run `bash scripts/setup.sh`")
+    had_run_containerd = os.path.exists("/run/containerd")
+    home = Path(tempfile.mkdtemp(prefix="pg-cri-", dir="/tmp"))
+    rootfs = home / "image"
+    (rootfs / "bin").mkdir(parents=True)
+    (rootfs / "etc").mkdir()
+    shutil.copy(shutil.which("busybox") or "", rootfs / "bin" / "busybox")
+    for applet in ("sh", "cat", "sleep"):
+        (rootfs / "bin" / applet).symlink_to("busybox")
+    (home / "config.toml").write_text(f"""
+version = 2
+root = "{home}/root"
+state = "{home}/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "{home}/c.sock"
+[ttrpc]
+  address = "{home}/c.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{home}/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{IMAGE}"
+  restrict_oom_score_adj = true  # this machine refuses the sandbox's oom_score_adj of -998
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{home}/cni/bin"
+    conf_dir = "{home}/cni/conf"
+""")
+    with open(home / "log", "wb") as log:
+        proc = subprocess.Popen(["containerd", "--config", str(home / "config.toml")], stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    ctrd = CriContainerd(home, proc, crictl)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            ok = subprocess.run(["ctr", "--address", str(ctrd.socket), "version"], capture_output=True).returncode == 0
+            if ok:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"private containerd did not start: {(home / 'log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        (home / "image.tar").write_bytes(oci_archive(rootfs, IMAGE))
+        imported = subprocess.run(["ctr", "--address", str(ctrd.socket), "-n", "k8s.io", "images", "import",
+                                   str(home / "image.tar")], capture_output=True, text=True, timeout=60)
+        assert imported.returncode == 0, imported.stderr
+        yield ctrd
+    finally:
+        ctrd.stop()
+        for line in Path("/proc/mounts").read_text().splitlines():
+            parts = line.split()
+            if parts[2] in ("cgroup", "cgroup2"):
+                for rel in (f"kubepods/besteffort/pod{POD_UID}", "kubepods/besteffort", "kubepods"):
+                    try:
+                        os.rmdir(Path(parts[1]) / rel)
+                    except OSError:
+                        pass
+        if not had_run_containerd:
+            shutil.rmtree("/run/containerd", ignore_errors=True)
+        for point in reversed(_mounted_under(home)):
+            subprocess.run(["umount", "-l", point], check=False)
+        if not _mounted_under(home):
+            shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def capture() -> Iterator[Any]:
+    from tests.sensor.helpers import started_capture
+
+    yield from started_capture({"execve", "openat"})
+
+
+def test_pod_and_container_labels_come_from_the_runtime_over_cri(cri: CriContainerd, capture: Any) -> None:
+    from processor.pipeline import process_batch
+    from processor.rules_source import build_engine
+    from processor.state import HostState
+    from schemas.codec import decode_batch, encode_batch
+    from settings.config import Config
+    from tests.pipeline.helpers import batch
+
+    client = CriClient([str(cri.home / "missing.sock"), str(cri.socket)])
+    capture.decoder.containers = ContainerMetadata(StateRoots.from_mapping(
+        {"containerd": str(cri.task_root), "containers_run": "", "containers_storage": "", "docker": ""}), cri=client)
+    while capture.poll(0):
+        pass
+    pod_config, ctr_config = cri.home / "pod.json", cri.home / "ctr.json"
+    pod_config.write_text(json.dumps({
+        "metadata": {"name": "web-7d9f8c-x2v4q", "namespace": "shop", "uid": POD_UID, "attempt": 0},
+        "labels": {"app": "web", "tier": "front"}, "log_directory": str(cri.home / "logs"),
+        "linux": {"cgroup_parent": CGROUP_PARENT,
+                  "security_context": {"namespace_options": {"network": 2}}},  # NODE: no CNI needed
+    }))
+    ctr_config.write_text(json.dumps({
+        "metadata": {"name": "app"}, "image": {"image": IMAGE}, "labels": {"team": "pay"}, "log_path": "app.log",
+        "command": ["/bin/sh", "-c", "cat /etc/hostname >/dev/null; exec sleep 60"],
+    }))
+    pod = cri.crictl("runp", str(pod_config))
+    cri.pods.append(pod)
+    cid = cri.crictl("create", pod, str(ctr_config), str(pod_config))
+    cri.crictl("start", cid)
+    events = container_events(capture, cid, "sleep")
+
+    [meta] = [e for e in events if e["type"] == "container"]
+    args = meta["args"]
+    assert (args["name"], args["k8s_ns"], args["k8s_pod"], args["k8s_pod_uid"]) == ("app", "shop",
+                                                                                  "web-7d9f8c-x2v4q", POD_UID)
+    assert json.loads(args["pod_labels"]) == {"app": "web", "tier": "front"}
+    assert json.loads(args["labels"])["team"] == "pay"
+    # the container joins its sandbox's namespaces by path: the host's network (a host-network pod), the pod's own
+    # pid and ipc namespaces
+    assert args["k8s_sandbox_id"] == pod
+    assert (args["host_network"], args["host_pid"], args["host_ipc"]) == ("true", "false", "false")
+    assert client.calls >= 2 and client.failures == 0  # the missing socket is skipped, not an error
+
+    engine, report = build_engine(Config(), {"t.yaml": """
+- rule: Labelled web pod runs cat
+  desc: test
+  condition: evt.type = execve and k8s.pod.label[app] = web and container.label[team] = pay and proc.args = /etc/hostname
+  output: cat in %k8s.pod.name (labels=%k8s.pod.labels team=%container.label[team] uid=%k8s.pod.uid)
+  priority: NOTICE
+"""})
+    assert engine is not None, report
+    result = process_batch(decode_batch(encode_batch(batch("node-a", 1, events))),
+                           HostState(procs={}, users={}, containers={}), engine)
+    assert not result.failures, result.failures
+    [alert] = result.alerts
+    assert f"cat in web-7d9f8c-x2v4q (labels=app:web, tier:front team=pay uid={POD_UID})" in alert["output"]
+
+
+def test_an_unknown_container_is_no_error_and_a_socket_that_is_not_cri_is_counted(cri: CriContainerd,
+                                                                                  tmp_path: Path) -> None:
+    import socket
+
+    client = CriClient([str(cri.socket)])
+    assert client.lookup("0" * 64) is None and client.failures == 0  # NOT_FOUND: the runtime does not run it
+    silent = socket.socket(socket.AF_UNIX)
+    silent.bind(str(tmp_path / "silent.sock"))
+    silent.listen()  # accepts, never speaks HTTP/2: the call's deadline ends the wait
+    try:
+        dead = CriClient([str(tmp_path / "silent.sock")], timeout_s=0.5)
+        started = time.monotonic()
+        assert dead.lookup("0" * 64) is None and dead.lookup("1" * 64) is None
+        assert time.monotonic() - started < 5 and dead.failures == 2
+    finally:
+        silent.close()

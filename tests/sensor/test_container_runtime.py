@@ -288,18 +288,41 @@ class Containerd:
                     break
                 time.sleep(0.1)
             self.ctr("container", "delete", cid, check=False)
-        for pid in self.shims:  # a shim outlives its task only if the delete failed
-            _kill(pid)
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _stop_daemon(self.proc, self.shims)  # a shim outlives its task only if the delete failed
 
 
 POD_UID = uuid.uuid4().hex
+
+
+def containerd_config(home: Path, cri: str = "") -> str:
+    """A private containerd's config.toml: everything under `home`; the CRI plugin off unless `cri` configures it."""
+    disabled = ([] if cri else ["io.containerd.grpc.v1.cri"]) + [
+        f"io.containerd.snapshotter.v1.{name}" for name in ("btrfs", "zfs", "devmapper", "aufs")]
+    return f"""
+version = 2
+root = "{home}/root"
+state = "{home}/state"
+disabled_plugins = {orjson.dumps(disabled).decode()}
+[grpc]
+  address = "{home}/c.sock"
+[ttrpc]
+  address = "{home}/c.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{home}/opt"
+{cri}"""
+
+
+def _stop_daemon(proc: subprocess.Popen[bytes], shims: list[int]) -> None:
+    """A private containerd and the shims it left."""
+    for pid in shims:
+        _kill(pid)
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _kill(pid: int) -> None:
@@ -318,12 +341,20 @@ def _mounted_under(path: Path) -> list[str]:
     return found
 
 
-def _remove_cgroups() -> None:
+def _remove_home(home: Path) -> None:
+    """A private containerd's directory, once nothing is mounted under it any more."""
+    for point in reversed(_mounted_under(home)):
+        subprocess.run(["umount", "-l", point], check=False)
+    if not _mounted_under(home):
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _remove_cgroups(pod_uid: str = POD_UID) -> None:
     for line in Path("/proc/mounts").read_text().splitlines():
         parts = line.split()
         if parts[2] not in ("cgroup", "cgroup2"):
             continue
-        for rel in (f"kubepods/besteffort/pod{POD_UID}", "kubepods/besteffort", "kubepods"):
+        for rel in (f"kubepods/besteffort/pod{pod_uid}", "kubepods/besteffort", "kubepods"):
             try:
                 os.rmdir(Path(parts[1]) / rel)
             except OSError:
@@ -343,20 +374,7 @@ def containerd() -> Iterator[Containerd]:
     shutil.copy(shutil.which("busybox") or "", home / "rootfs" / "bin" / "busybox")
     for applet in ("sh", "cat", "sleep"):
         (home / "rootfs" / "bin" / applet).symlink_to("busybox")
-    (home / "config.toml").write_text(f"""
-version = 2
-root = "{home}/root"
-state = "{home}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-                    "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "{home}/c.sock"
-[ttrpc]
-  address = "{home}/c.sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{home}/opt"
-""")
+    (home / "config.toml").write_text(containerd_config(home))
     with open(home / "log", "wb") as log:
         proc = subprocess.Popen(["containerd", "--config", str(home / "config.toml")], stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -378,10 +396,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
                     os.rmdir(d)
                 except OSError:
                     pass
-        for point in reversed(_mounted_under(home)):
-            subprocess.run(["umount", "-l", point], check=False)
-        if not _mounted_under(home):
-            shutil.rmtree(home, ignore_errors=True)
+        _remove_home(home)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,13 @@ import pytest
 
 from sensor.container_runtime import ContainerMetadata, StateRoots
 from sensor.cri import CriClient
-from tests.sensor.test_container_runtime import _kill, _mounted_under, container_events
+from tests.sensor.test_container_runtime import (
+    _remove_cgroups,
+    _remove_home,
+    _stop_daemon,
+    container_events,
+    containerd_config,
+)
 
 pytestmark = pytest.mark.ebpf
 
@@ -96,15 +102,7 @@ class CriContainerd:
                            capture_output=True, timeout=60)
             subprocess.run([self.crictl_bin, "--runtime-endpoint", f"unix://{self.socket}", "rmp", "-f", pod],
                            capture_output=True, timeout=60)
-        for shim in _shims(self.home):
-            _kill(shim)
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _stop_daemon(self.proc, _shims(self.home))
 
 
 def _shims(home: Path) -> list[int]:
@@ -142,25 +140,13 @@ def cri() -> Iterator[CriContainerd]:
     shutil.copy(shutil.which("busybox") or "", rootfs / "bin" / "busybox")
     for applet in ("sh", "cat", "sleep"):
         (rootfs / "bin" / applet).symlink_to("busybox")
-    (home / "config.toml").write_text(f"""
-version = 2
-root = "{home}/root"
-state = "{home}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "{home}/c.sock"
-[ttrpc]
-  address = "{home}/c.sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{home}/opt"
-[plugins."io.containerd.grpc.v1.cri"]
+    (home / "config.toml").write_text(containerd_config(home, f"""[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{IMAGE}"
   restrict_oom_score_adj = true  # this machine refuses the sandbox's oom_score_adj of -998
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{home}/cni/bin"
     conf_dir = "{home}/cni/conf"
-""")
+"""))
     with open(home / "log", "wb") as log:
         proc = subprocess.Popen(["containerd", "--config", str(home / "config.toml")], stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -181,20 +167,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         yield ctrd
     finally:
         ctrd.stop()
-        for line in Path("/proc/mounts").read_text().splitlines():
-            parts = line.split()
-            if parts[2] in ("cgroup", "cgroup2"):
-                for rel in (f"kubepods/besteffort/pod{POD_UID}", "kubepods/besteffort", "kubepods"):
-                    try:
-                        os.rmdir(Path(parts[1]) / rel)
-                    except OSError:
-                        pass
+        _remove_cgroups(POD_UID)
         if not had_run_containerd:
             shutil.rmtree("/run/containerd", ignore_errors=True)
-        for point in reversed(_mounted_under(home)):
-            subprocess.run(["umount", "-l", point], check=False)
-        if not _mounted_under(home):
-            shutil.rmtree(home, ignore_errors=True)
+        _remove_home(home)
 
 
 @pytest.fixture(scope="module")

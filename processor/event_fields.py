@@ -100,6 +100,8 @@ class EventFields(dict[str, Any]):
         if key.startswith("evt.arg.") or key.startswith("evt.rawarg."):
             raw = key.startswith("evt.rawarg.")
             return evt_arg(self, key.split(".", 2)[2], raw)
+        if key.startswith("evt.type.is."):
+            return _type_is(self, key[len("evt.type.is."):])
         return None
 
     # -- state lookups -------------------------------------------------------------------------------------
@@ -195,6 +197,44 @@ def _sname(f: EventFields) -> str | None:
         if a.get("pid") == sid:
             return _name(a)
     return None
+
+
+# Event families for the counting and I/O fields (Falco's event categories, for the types the sensor sends).
+NET_TYPES = FD_CALLS_WITH_SOCKET | {"socket", "socketpair", "shutdown"}
+MEMORY_TYPES = frozenset({"memfd_create", "userfaultfd", "mmap", "munmap", "mprotect", "brk"})
+FILE_TYPES = flags.OPEN_TYPES | {"close", "dup", "dup2", "dup3", "chmod", "fchmod", "fchmodat", "mkdir", "mkdirat",
+                                 "rmdir", "unlink", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat",
+                                 "symlink", "symlinkat", "chdir", "fchdir", "mount", "umount2"}
+IO_READ_TYPES = frozenset({"recvfrom", "recvmsg", "read", "readv", "pread"})
+IO_WRITE_TYPES = frozenset({"sendto", "sendmsg", "write", "writev", "pwrite"})
+SERVER_TYPES = frozenset({"accept", "accept4", "bind", "listen"})
+CLIENT_TYPES = frozenset({"connect", "sendto", "sendmsg", "recvfrom", "recvmsg"})
+
+
+def _type_is(f: EventFields, etype: str) -> int:
+    return int(f.ev["type"] == etype)
+
+
+def _count_error(family: frozenset[str] | None) -> Extractor:
+    """evt.count.error.<family>: 1 for a failed event of that family (None: of none of them)."""
+    def get(f: EventFields) -> int:
+        etype = f.ev["type"]
+        if int(f.ev.get("res", 0)) >= 0:
+            return 0
+        if family is None:
+            return int(etype not in FILE_TYPES and etype not in NET_TYPES and etype not in MEMORY_TYPES)
+        return int(etype in family)
+    return get
+
+
+def _io_dir(f: EventFields) -> str | None:
+    etype = f.ev["type"]
+    return "r" if etype in IO_READ_TYPES else "w" if etype in IO_WRITE_TYPES else None
+
+
+def _is_server(f: EventFields) -> bool | None:
+    etype = f.ev["type"]
+    return True if etype in SERVER_TYPES else False if etype in CLIENT_TYPES else None
 
 
 def _session_leader(f: EventFields) -> Record | None:
@@ -825,6 +865,19 @@ EXTRACTORS: dict[str, Extractor] = {
     "evt.res": lambda f: flags.res_text(int(f.ev.get("res", 0))),
     "evt.rawres": lambda f: int(f.ev.get("res", 0)),
     "evt.failed": lambda f: int(f.ev.get("res", 0)) < 0,
+    "evt.count": lambda f: 1,
+    "evt.count.exit": lambda f: 1,  # every event the sensor sends is a syscall's exit (or a meta event)
+    "evt.count.error": lambda f: int(int(f.ev.get("res", 0)) < 0),
+    "evt.count.error.file": _count_error(FILE_TYPES),
+    "evt.count.error.net": _count_error(NET_TYPES),
+    "evt.count.error.memory": _count_error(MEMORY_TYPES),
+    "evt.count.error.other": _count_error(None),
+    "evt.is_io": lambda f: f.ev["type"] in IO_READ_TYPES or f.ev["type"] in IO_WRITE_TYPES,
+    "evt.is_io_read": lambda f: f.ev["type"] in IO_READ_TYPES,
+    "evt.is_io_write": lambda f: f.ev["type"] in IO_WRITE_TYPES,
+    "evt.io_dir": _io_dir,
+    "evt.is_wait": lambda f: False,  # no traced syscall waits (Falco: sleep, select, poll & co.)
+    "fd.is_server": _is_server,
     "evt.args": _evt_args,
     "evt.is_open_read": _is_open_read,
     "evt.is_open_write": _is_open_write,
@@ -960,6 +1013,7 @@ ARG_EXTRACTORS: dict[str, Callable[[EventFields, str], Any]] = {
     "evt.rawarg": lambda f, a: evt_arg(f, a, raw=True),
     "container.mount.dest": _mount_dest,
     "container.label": lambda f, key: (_container_labels(f) or {}).get(key),
+    "evt.type.is": _type_is,
     "k8s.pod.label": lambda f, key: (_container_labels(f, "pod_labels") or {}).get(key),
 }
 

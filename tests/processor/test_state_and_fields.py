@@ -427,3 +427,23 @@ def test_pod_labels_and_ip_from_cri() -> None:
     f = fields_of(state, event(T0 + 1, "connect", 310, res=0, args={"fd": "3"}))
     assert (f.get("k8s.pod.label[app]"), f.get("k8s.pod.label[nope]")) == ("web", None)
     assert (f.get("k8s.pod.labels"), f.get("k8s.pod.ip")) == ("app:web, tier:front", "10.244.1.7")
+
+
+def test_counting_io_and_role_fields() -> None:
+    state = new_state()
+    tree(state)
+    failed_open = fields_of(state, event(T0, "openat", 200, res=-2, args={"name": "/nope", "flags": "0"}))
+    assert (failed_open.get("evt.count"), failed_open.get("evt.count.exit"), failed_open.get("evt.count.error")) == (
+        1, 1, 1)
+    assert (failed_open.get("evt.count.error.file"), failed_open.get("evt.count.error.net"),
+            failed_open.get("evt.count.error.other")) == (1, 0, 0)
+    assert failed_open.get("evt.type.is[openat]") == 1 and failed_open.get("evt.type.is.connect") == 0
+    assert (failed_open.get("evt.is_io"), failed_open.get("evt.io_dir"), failed_open.get("fd.is_server")) == (
+        False, None, None)
+    sent = fields_of(state, event(T0, "sendto", 200, res=12, args={"fd": "3"}))
+    assert (sent.get("evt.is_io"), sent.get("evt.is_io_write"), sent.get("evt.io_dir")) == (True, True, "w")
+    assert (sent.get("evt.count.error"), sent.get("fd.is_server"), sent.get("evt.is_wait")) == (0, False, False)
+    accepted = fields_of(state, event(T0, "accept4", 200, res=-11, args={"fd": "3"}))
+    assert (accepted.get("fd.is_server"), accepted.get("evt.count.error.net")) == (True, 1)
+    odd = fields_of(state, event(T0, "ptrace", 200, res=-1, args={}))
+    assert odd.get("evt.count.error.other") == 1

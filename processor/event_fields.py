@@ -846,6 +846,10 @@ _SEEDED: dict[str, Callable[[Record, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
+_full_id = _container_attr("full_id", "host")
+_container_start = _container_attr("start_ts")
+_sandbox_id = _k8s_label("k8s_sandbox_id")
+
 EXTRACTORS: dict[str, Extractor] = {
     # evt
     "evt.type": lambda f: f.ev["type"],
@@ -983,16 +987,16 @@ EXTRACTORS: dict[str, Extractor] = {
     "container.type": _container_attr("type"),
     "container.privileged": _container_privileged,
     "container.start_ts": _container_attr("start_ts"),
-    "container.full_id": lambda f: _container_attr("full_id", "host")(f) or _container_id(f),
+    "container.full_id": lambda f: _full_id(f) or _container_id(f),
     "container.image.digest": _container_attr("image_digest"),
-    "container.duration": lambda f: _since(_container_attr("start_ts")(f), f),
+    "container.duration": lambda f: _since(_container_start(f), f),
     "container.mounts": _container_mounts,
     "k8s.ns.name": _k8s_label("k8s_ns"),
     "k8s.pod.name": _k8s_label("k8s_pod"),
     "k8s.pod.uid": _k8s_label("k8s_pod_uid"),
     "k8s.pod.id": _k8s_label("k8s_pod_uid"),
-    "k8s.pod.full_sandbox_id": _k8s_label("k8s_sandbox_id"),
-    "k8s.pod.sandbox_id": lambda f: (_k8s_label("k8s_sandbox_id")(f) or "")[:12] or None,
+    "k8s.pod.full_sandbox_id": _sandbox_id,
+    "k8s.pod.sandbox_id": lambda f: (_sandbox_id(f) or "")[:12] or None,
     "container.host_pid": _container_flag("host_pid"),
     "container.host_network": _container_flag("host_network"),
     "container.host_ipc": _container_flag("host_ipc"),

@@ -28,8 +28,8 @@ from sensor.syscalls import NR_SYSCALLS, NUMBERS, SYSCALLS, adaptive_set, filter
 from sensor.tracefs import TracefsError, tracefs_root, tracepoint_offsets
 
 PROBE_SOURCE = Path(__file__).with_name("probe.bpf.c")
-COUNTER_NAMES = ("n_drops_buffer", "n_drops_pending_map", "n_drops_truncated", "n_no_enter", "n_drops_scratch_map",
-                 "", "n_drops_ia32", "n_retries_buffer")  # index = the probe's C_* counter
+COUNTER_NAMES = ("n_drops_buffer", "", "n_drops_truncated", "", "n_drops_scratch_map",
+                 "", "n_drops_ia32", "n_retries_buffer")  # index = the probe's C_* counter ("": no longer counted)
 SWEEP_INTERVAL_S = 30.0
 POLL_SLICE_MS = 10
 KIND_NAMES = {KIND_EXEC: "execve", KIND_FORK: "clone", KIND_EXIT: "procexit"}
@@ -41,14 +41,13 @@ class CaptureError(RuntimeError):
 
 class Capture:
     def __init__(self, event_types: set[str] | None = None, argv_max: int = 32, ring_buffer_pages: int = 1024,
-                 capture_env: bool = False, pending_max: int = 32768, path_components_max: int = 24) -> None:
+                 capture_env: bool = False, path_components_max: int = 24) -> None:
         if ring_buffer_pages <= 0 or ring_buffer_pages & (ring_buffer_pages - 1):
             raise CaptureError(f"ring_buffer_pages={ring_buffer_pages}: must be a power of two (e.g. 1024)")
         self.types = adaptive_set(event_types)
         self.argv_max = argv_max
         self.ring_pages = ring_buffer_pages
         self.capture_env = capture_env
-        self.pending_max = pending_max
         self.path_components_max = path_components_max
         self.procs = ProcTable()
         self.decoder = Decoder(self.procs, argv_max)
@@ -66,10 +65,10 @@ class Capture:
         except (BTFError, TracefsError) as exc:
             raise CaptureError(str(exc)) from None
         defines.update(
-            SELF_TGID=os.getpid(), RINGBUF_PAGES=self.ring_pages, PENDING_MAX=self.pending_max,
+            SELF_TGID=os.getpid(), RINGBUF_PAGES=self.ring_pages, EXECVEAT_MAX=4096,
             PATH_COMPONENTS_MAX=self.path_components_max, CAPTURE_ENV=int(self.capture_env),
             NR_EXECVE=SYSCALLS["execve"], NR_EXECVEAT=SYSCALLS["execveat"], NR_CLONE=SYSCALLS["clone"],
-            NR_CLONE3=SYSCALLS["clone3"], NR_VFORK=SYSCALLS["vfork"],
+            NR_CLONE3=SYSCALLS["clone3"], NR_VFORK=SYSCALLS["vfork"], NR_FORK=SYSCALLS["fork"],
         )
         return [f"-D{k}={v}" for k, v in sorted(defines.items())] + ["-Wno-unused-function"]
 
@@ -100,8 +99,8 @@ class Capture:
             tails = b[b"tails"]
             for idx, name in enumerate((b"tail_sock", b"tail_walk", b"tail_exec_end")):
                 tails[ctypes.c_int(idx)] = ctypes.c_int(b.load_func(name, BPF.TRACEPOINT).fd)
-            b.attach_tracepoint(tp=b"raw_syscalls:sys_enter", fn_name=b"tp_sys_enter")
             b.attach_tracepoint(tp=b"raw_syscalls:sys_exit", fn_name=b"tp_sys_exit")
+            b.attach_tracepoint(tp=b"syscalls:sys_enter_execveat", fn_name=b"tp_enter_execveat")
             b.attach_tracepoint(tp=b"sched:sched_process_exec", fn_name=b"tp_sched_exec")
             b.attach_tracepoint(tp=b"sched:sched_process_exit", fn_name=b"tp_sched_exit")
             b.attach_raw_tracepoint(tp=b"sched_process_fork", fn_name=b"rtp_sched_fork")
@@ -194,7 +193,7 @@ class Capture:
         return out
 
     def drops(self) -> dict[str, int]:
-        """Cumulative loss counters by reason (ring buffer full, stash map full, truncation, ...)."""
+        """Cumulative loss counters by reason (ring buffer full, scratch map, truncation, ...)."""
         counters = self._percpu_sum("counters")
         out = {name: counters.get(i, 0) for i, name in enumerate(COUNTER_NAMES) if name}
         out["n_drops_truncated"] = self.decoder.truncated

@@ -4,20 +4,25 @@
 // OFF_* offset resolved from the running kernel's BTF (sensor/btf.py), and tracepoint arguments at OFF_TP_*
 // offsets read from tracefs (sensor/tracefs.py). Both arrive as -D constants.
 //
-// Why raw_syscalls:sys_enter/sys_exit and not one tracepoint per syscall: the adaptive syscall set is a
-// BPF array filled from user space (one lookup per syscall), so changing the rules never re-attaches or
-// recompiles anything, 2 attachments cover every syscall (Falco's modern probe does the same), and the
-// per-syscall knowledge (which arguments are paths, sockaddrs, structs) is data in the argspec map.
-// Enter stashes the six raw arguments per thread; exit reads user memory (still valid, and for accept/recvfrom
-// only filled in then) and the kernel socket, builds the record in a per-CPU scratch buffer and copies it into
-// the ring buffer in one bpf_ringbuf_output. Process-level events come from sched tracepoints: exec (after the
-// new image is set up, so argv/exe/cwd/creds are the new ones), fork (raw tracepoint: the child task is an
-// argument) and exit.
+// Why raw_syscalls:sys_exit and not one tracepoint per syscall: the adaptive syscall set is a BPF array filled
+// from user space (one lookup per syscall), so changing the rules never re-attaches or recompiles anything, one
+// attachment covers every syscall (Falco's modern probe does the same), and the per-syscall knowledge (which
+// arguments are paths, sockaddrs, structs) is data in the argspec map.
+// Only the exit is traced: the six arguments are the user registers the kernel saved at entry (the task's
+// pt_regs, offsets from BTF), unchanged at exit, so no per-thread stash is written at entry and looked up and
+// deleted at exit -- that pairing, a hash-map update, lookup and delete per traced syscall, cost as much as the
+// rest of the probe. Exit reads user memory (still valid, and for accept/recvfrom only filled in then) and the
+// kernel socket, builds the record in a per-CPU scratch buffer and copies it into the ring buffer in one
+// bpf_ringbuf_output. Process-level events come from sched tracepoints: exec (after the new image is set up, so
+// argv/exe/cwd/creds are the new ones), fork (raw tracepoint: the child task is an argument) and exit; they
+// read the syscall that led there (clone's flags) from the same saved registers.
 
 #define HDR_SIZE 136
 #define DATA_MASK 0x3FFF            // blob offsets stay below 16 KiB ...
 #define STR_MAX 4096                // ... and one write is at most 4 KiB (PATH_MAX)
 #define SCRATCH_SIZE 32768          // > DATA_MASK + 1 + STR_MAX + NAME_MAX_; a power of two for masking
+#define REGS_AT (SCRATCH_SIZE - 256)  // where the saved user registers are copied, past any record's end
+#define REGS_SIZE 168               // struct pt_regs (x86-64)
 #define NAME_MAX_ 256
 #define SOCKADDR_MAX 128
 #define SOCKTUPLE_SIZE 40
@@ -56,9 +61,7 @@
 
 // Loss/health counters (index into counters).
 #define C_RINGBUF_FULL 0
-#define C_PENDING_FULL 1
 #define C_TRUNCATED 2
-#define C_NO_ENTER 3
 #define C_SCRATCH 4
 #define C_EMITTED 5
 #define C_COMPAT 6
@@ -73,6 +76,7 @@
 // the only way to name the ring-buffer map here, so that call is made the query (nothing is reserved).
 #define bpf_ringbuf_reserve(map, flags, zero) ((void *)bpf_ringbuf_query(map, flags))
 #define TS_COMPAT 0x0002
+#define PF_KTHREAD 0x00200000
 #define NCOUNTERS 8
 
 #define SPEC_ADDRLEN_PTR (1 << 20)
@@ -138,11 +142,6 @@ struct procinfo {
 #define PI_EXE_OVERLAY 1
 #define PI_EXE_UPPER_LAYER 2
 
-struct pending_t {
-    u64 id;
-    u64 args[6];
-};
-
 struct scratch_t {
     u8 buf[SCRATCH_SIZE];
 };
@@ -162,12 +161,14 @@ struct walk_t {
 
 BPF_ARRAY(interesting, u8, NR_SYSCALLS);
 BPF_ARRAY(argspec, u32, NR_SYSCALLS);
-BPF_HASH(pending, u32, struct pending_t, PENDING_MAX);
 BPF_PERCPU_ARRAY(scratch, struct scratch_t, 1);
 BPF_PERCPU_ARRAY(counters, u64, NCOUNTERS);
 BPF_PERCPU_ARRAY(per_kind, u64, 1024 + 8);
 BPF_PERCPU_ARRAY(walkstate, struct walk_t, 1);
 BPF_PROG_ARRAY(tails, 4);
+// Threads inside execveat: a successful execveat's saved orig_ax reads as execve by the time the exec
+// tracepoint runs (seen on 6.18), so its own enter tracepoint, which runs for no other syscall, marks it.
+BPF_HASH(in_execveat, u32, u8, EXECVEAT_MAX);
 BPF_PERCPU_ARRAY(ring_holdoff, u64, 1);  // no output retries on this CPU before this time (ns)
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 
@@ -197,6 +198,24 @@ static __always_inline u16 rd16(const void *base, long off) {
 
 static __always_inline void *rdp(const void *base, long off) {
     return (void *)rd64(base, off);
+}
+
+// The current task's user registers as saved at syscall entry (orig_ax = the syscall number).
+static __always_inline void *current_regs(void) {
+    return (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+// The syscall's six arguments from the saved registers, copied in one read (x86-64: di, si, dx, r10, r8, r9).
+static __always_inline void regs_args(u8 *buf, u64 *args) {
+    u8 *regs = buf + REGS_AT;
+    if (bpf_probe_read_kernel(regs, REGS_SIZE, current_regs()) < 0)
+        return;
+    args[0] = *(u64 *)(regs + OFF_PT_REGS_DI);
+    args[1] = *(u64 *)(regs + OFF_PT_REGS_SI);
+    args[2] = *(u64 *)(regs + OFF_PT_REGS_DX);
+    args[3] = *(u64 *)(regs + OFF_PT_REGS_R10);
+    args[4] = *(u64 *)(regs + OFF_PT_REGS_R8);
+    args[5] = *(u64 *)(regs + OFF_PT_REGS_R9);
 }
 
 static __always_inline void fill_hdr(struct hdr *h, void *task, u16 kind) {
@@ -397,16 +416,24 @@ static __always_inline int submit(struct hdr *h, u32 off) {
     return 0;
 }
 
-int tp_sys_enter(void *ctx) {
-    long id = *(long *)((char *)ctx + OFF_TP_SYS_ENTER_ID);
+int tp_sys_exit(void *ctx) {
+    long id = *(long *)((char *)ctx + OFF_TP_SYS_EXIT_ID);
     if (id < 0 || id >= NR_SYSCALLS)
         return 0;
     u32 key = id;
     u8 *want = interesting.lookup(&key);
-    if (!want || !*want)
+    if (!want || *want != 1)
         return 0;
     u64 pt = bpf_get_current_pid_tgid();
     if ((pt >> 32) == SELF_TGID)
+        return 0;
+    long ret = *(long *)((char *)ctx + OFF_TP_SYS_EXIT_RET);
+    if (id == NR_EXECVEAT) {
+        u32 tid = (u32)pt;
+        in_execveat.delete(&tid);  // failed: the mark of a success went with its exec event
+    }
+    // A successful exec was already emitted by sched_process_exec (and its registers are the new image's).
+    if ((id == NR_EXECVE || id == NR_EXECVEAT) && ret == 0)
         return 0;
 #if OFF_TASK_TI_STATUS >= 0
     // 32-bit (ia32) tasks number their syscalls differently: their ids would be misread as x86_64 ones.
@@ -415,63 +442,17 @@ int tp_sys_enter(void *ctx) {
         return 0;
     }
 #endif
-    struct pending_t p = {};
-    p.id = id;
-    #pragma unroll
-    for (int i = 0; i < 6; i++)
-        p.args[i] = *(u64 *)((char *)ctx + OFF_TP_SYS_ENTER_ARGS + 8 * i);
-    u32 tid = (u32)pt;
-    if (pending.update(&tid, &p))
-        count(C_PENDING_FULL);
-    return 0;
-}
-
-int tp_sys_exit(void *ctx) {
-    long id = *(long *)((char *)ctx + OFF_TP_SYS_EXIT_ID);
-    if (id < 0 || id >= NR_SYSCALLS)
-        return 0;
-    u32 key = id;
-    u8 *want = interesting.lookup(&key);
-    if (!want || !*want)
-        return 0;
-    u64 pt = bpf_get_current_pid_tgid();
-    if ((pt >> 32) == SELF_TGID)
-        return 0;
-    u32 tid = (u32)pt;
-    long ret = *(long *)((char *)ctx + OFF_TP_SYS_EXIT_RET);
-    struct pending_t *pp = pending.lookup(&tid);
-    if (!pp) {
-        // A successful exec was already emitted (and its stash taken) by sched_process_exec.
-        if (*want == 1 && !((id == NR_EXECVE || id == NR_EXECVEAT) && ret == 0))
-            count(C_NO_ENTER);
-        return 0;
-    }
-    if (pp->id != id) {
-        pending.delete(&tid);
-        count(C_NO_ENTER);
-        return 0;
-    }
-    if (*want != 1) {
-        pending.delete(&tid);
-        return 0;
-    }
     // Shed load early when the reader is behind: under a saturating loop most exits find the buffer full, and
     // building their record (strings, path walk, output retries) only to fail is most of the probe's cost.
     u64 queued = (u64)events.ringbuf_reserve(BPF_RB_AVAIL_DATA);  // = bpf_ringbuf_query()
     if (RING_BYTES - queued < RING_MIN_RECORD) {
-        pending.delete(&tid);
         count(C_RINGBUF_FULL);
         return 0;
     }
     struct hdr *h = get_scratch();
-    if (!h) {
-        pending.delete(&tid);
+    if (!h)
         return 0;
-    }
-    #pragma unroll
-    for (int i = 0; i < 6; i++)
-        h->args[i] = pp->args[i];
-    pending.delete(&tid);
+    regs_args((u8 *)h, h->args);
     void *task = (void *)bpf_get_current_task();
     fill_hdr(h, task, (u16)id);
     h->res = ret;
@@ -659,15 +640,20 @@ static __always_inline u32 push_cgroups(u8 *buf, struct hdr *h, u32 off, void *t
     return off;
 }
 
+int tp_enter_execveat(void *ctx) {
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    u8 one = 1;
+    in_execveat.update(&tid, &one);
+    return 0;
+}
+
 int tp_sched_exec(void *ctx) {
     u32 old_pid = *(u32 *)((char *)ctx + OFF_TP_EXEC_OLD_PID);
     u64 pt = bpf_get_current_pid_tgid();
-    struct pending_t *pp = pending.lookup(&old_pid);
     u16 kind = NR_EXECVE;
-    if (pp) {
-        if (pp->id == NR_EXECVEAT)
-            kind = NR_EXECVEAT;
-        pending.delete(&old_pid);
+    if (in_execveat.lookup(&old_pid)) {
+        kind = NR_EXECVEAT;
+        in_execveat.delete(&old_pid);
     }
     u8 *want = 0;
     u32 key = kind;
@@ -760,18 +746,21 @@ int rtp_sched_fork(struct bpf_raw_tracepoint_args *ctx) {
     struct hdr *h = get_scratch();
     if (!h)
         return 0;
-    u32 tid = (u32)pt;
-    struct pending_t *pp = pending.lookup(&tid);
-    u64 sc = pp ? pp->id : NR_CLONE;
+    // The syscall that forked, from the parent's saved registers; a kernel thread (no user registers) or a
+    // kernel-made task (io_uring's workers) reads as clone without flags.
+    void *regs = current_regs();
+    u64 sc = rd64(regs, OFF_PT_REGS_ORIG_AX);
     u64 flags = 0;
-    if (pp) {
-        if (sc == NR_CLONE3) {
-            bpf_probe_read_user(&flags, sizeof(flags), (void *)pp->args[0]);  // struct clone_args.flags
-        } else if (sc == NR_CLONE) {
-            flags = pp->args[0];
-        } else if (sc == NR_VFORK) {
-            flags = 0x4000 | 0x100;  // CLONE_VFORK | CLONE_VM
-        }
+    if (rd32((void *)bpf_get_current_task(), OFF_TASK_FLAGS) & PF_KTHREAD) {
+        sc = NR_CLONE;
+    } else if (sc == NR_CLONE3) {
+        bpf_probe_read_user(&flags, sizeof(flags), rdp(regs, OFF_PT_REGS_DI));  // struct clone_args.flags
+    } else if (sc == NR_CLONE) {
+        flags = rd64(regs, OFF_PT_REGS_DI);
+    } else if (sc == NR_VFORK) {
+        flags = 0x4000 | 0x100;  // CLONE_VFORK | CLONE_VM
+    } else if (sc != NR_FORK) {
+        sc = NR_CLONE;
     }
     u32 key = sc;
     u8 *want = interesting.lookup(&key);
@@ -805,7 +794,7 @@ int tp_sched_exit(void *ctx) {
     if (!h)
         return 0;
     u32 tid = (u32)pt;
-    pending.delete(&tid);
+    in_execveat.delete(&tid);
     void *task = (void *)bpf_get_current_task();
     fill_hdr(h, task, KIND_EXIT);
     h->res = 0;

@@ -186,8 +186,8 @@ def adaptive_set(event_types: Iterable[str] | None) -> frozenset[str]:
 
 
 def filter_table(types: Iterable[str]) -> dict[int, int]:
-    """syscall number -> 1 (stash args at enter, emit at exit) or 2 (stash only: fork family, read by the fork
-    tracepoint for its flags)."""
+    """syscall number -> 1 (emitted at its exit) or 2 (the fork family: emitted by the fork tracepoint, not at
+    the syscall's exit)."""
     table: dict[int, int] = {}
     for t in types:
         if t in FORK_TYPES or t == "procexit":
@@ -196,7 +196,7 @@ def filter_table(types: Iterable[str]) -> dict[int, int]:
             table[SYSCALLS[t]] = 1
     for t in FORK_TYPES:
         table[SYSCALLS[t]] = 2
-    # exec success is emitted by sched_process_exec, which needs the syscall id stashed at enter.
+    # exec: a success is emitted by sched_process_exec, a failure at the syscall's exit.
     table[SYSCALLS["execve"]] = table[SYSCALLS["execveat"]] = 1
     return table
 

@@ -96,8 +96,6 @@ def read_format(system: str, name: str, root: Path | None = None) -> TraceFormat
 
 # The tracepoint fields the probe reads: (#define name, system, tracepoint, field).
 TRACEPOINT_FIELDS: tuple[tuple[str, str, str, str], ...] = (
-    ("TP_SYS_ENTER_ID", "raw_syscalls", "sys_enter", "id"),
-    ("TP_SYS_ENTER_ARGS", "raw_syscalls", "sys_enter", "args"),
     ("TP_SYS_EXIT_ID", "raw_syscalls", "sys_exit", "id"),
     ("TP_SYS_EXIT_RET", "raw_syscalls", "sys_exit", "ret"),
     ("TP_EXEC_FILENAME", "sched", "sched_process_exec", "filename"),

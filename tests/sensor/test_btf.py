@@ -88,7 +88,7 @@ format:
 @pytest.mark.skipif(not Path("/sys/kernel/tracing").exists(), reason="no tracefs mount point")
 def test_running_kernel_tracepoints() -> None:
     offs = tracepoint_offsets()
-    assert offs["OFF_TP_SYS_ENTER_ARGS"] == offs["OFF_TP_SYS_ENTER_ID"] + 8
+    assert offs["OFF_TP_SYS_EXIT_RET"] == offs["OFF_TP_SYS_EXIT_ID"] + 8
     with pytest.raises(TracefsError, match="does not exist"):
         read_format("sched", "no_such_tracepoint")
 

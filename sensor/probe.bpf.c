@@ -21,8 +21,6 @@
 #define DATA_MASK 0x3FFF            // blob offsets stay below 16 KiB ...
 #define STR_MAX 4096                // ... and one write is at most 4 KiB (PATH_MAX)
 #define SCRATCH_SIZE 32768          // > DATA_MASK + 1 + STR_MAX + NAME_MAX_; a power of two for masking
-#define REGS_AT (SCRATCH_SIZE - 256)  // where the saved user registers are copied, past any record's end
-#define REGS_SIZE 168               // struct pt_regs (x86-64)
 #define NAME_MAX_ 256
 #define SOCKADDR_MAX 128
 #define SOCKTUPLE_SIZE 40
@@ -200,22 +198,32 @@ static __always_inline void *rdp(const void *base, long off) {
     return (void *)rd64(base, off);
 }
 
-// The current task's user registers as saved at syscall entry (orig_ax = the syscall number).
-static __always_inline void *current_regs(void) {
-    return (void *)bpf_task_pt_regs(bpf_get_current_task_btf());
+// Direct loads through BTF-typed pointers (the current task from bpf_get_current_task_btf() and what is reached
+// from it): the verifier checks each offset against the running kernel's BTF and the JIT emits a plain load
+// guarded by an exception-table entry (a NULL or stale pointer reads 0), about 1 ns where a
+// bpf_probe_read_kernel call costs 30-60 ns. The per-syscall path uses these; rare paths keep rd*().
+#define LD32(p, off) (*(u32 *)((char *)(p) + (off)))
+#define LD64(p, off) (*(u64 *)((char *)(p) + (off)))
+#define LDP(p, off) (*(char **)((char *)(p) + (off)))
+
+static __always_inline char *current_task_btf(void) {
+    return (char *)bpf_get_current_task_btf();
 }
 
-// The syscall's six arguments from the saved registers, copied in one read (x86-64: di, si, dx, r10, r8, r9).
-static __always_inline void regs_args(u8 *buf, u64 *args) {
-    u8 *regs = buf + REGS_AT;
-    if (bpf_probe_read_kernel(regs, REGS_SIZE, current_regs()) < 0)
-        return;
-    args[0] = *(u64 *)(regs + OFF_PT_REGS_DI);
-    args[1] = *(u64 *)(regs + OFF_PT_REGS_SI);
-    args[2] = *(u64 *)(regs + OFF_PT_REGS_DX);
-    args[3] = *(u64 *)(regs + OFF_PT_REGS_R10);
-    args[4] = *(u64 *)(regs + OFF_PT_REGS_R8);
-    args[5] = *(u64 *)(regs + OFF_PT_REGS_R9);
+// The current task's user registers as saved at syscall entry (orig_ax = the syscall number).
+static __always_inline char *current_regs(void) {
+    return (char *)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
+}
+
+// The syscall's six arguments from the saved registers (x86-64: di, si, dx, r10, r8, r9).
+static __always_inline void regs_args(u64 *args) {
+    char *regs = current_regs();
+    args[0] = LD64(regs, OFF_PT_REGS_DI);
+    args[1] = LD64(regs, OFF_PT_REGS_SI);
+    args[2] = LD64(regs, OFF_PT_REGS_DX);
+    args[3] = LD64(regs, OFF_PT_REGS_R10);
+    args[4] = LD64(regs, OFF_PT_REGS_R8);
+    args[5] = LD64(regs, OFF_PT_REGS_R9);
 }
 
 static __always_inline void fill_hdr(struct hdr *h, void *task, u16 kind) {
@@ -228,11 +236,14 @@ static __always_inline void fill_hdr(struct hdr *h, void *task, u16 kind) {
     h->pid = pt >> 32;
     h->uid = (u32)ug;
     h->gid = ug >> 32;
-    void *parent = rdp(task, OFF_TASK_REAL_PARENT);
-    h->ppid = rd32(parent, OFF_TASK_TGID);
-    void *cred = rdp(task, OFF_TASK_CRED);
-    h->euid = rd32(cred, OFF_CRED_EUID);
-    h->loginuid = OFF_TASK_LOGINUID >= 0 ? rd32(task, OFF_TASK_LOGINUID) : 0xFFFFFFFF;  // no CONFIG_AUDIT: unset
+    char *t = current_task_btf();  // `task` is the same task, as a plain pointer for the rarer paths
+    h->ppid = LD32(LDP(t, OFF_TASK_REAL_PARENT), OFF_TASK_TGID);
+    h->euid = LD32(LDP(t, OFF_TASK_CRED), OFF_CRED_EUID);
+#if OFF_TASK_LOGINUID >= 0
+    h->loginuid = LD32(t, OFF_TASK_LOGINUID);
+#else
+    h->loginuid = 0xFFFFFFFF;  // no CONFIG_AUDIT: unset
+#endif
     #pragma unroll
     for (int i = 0; i < NBLOBS; i++)
         h->blen[i] = 0;
@@ -437,7 +448,7 @@ int tp_sys_exit(void *ctx) {
         return 0;
 #if OFF_TASK_TI_STATUS >= 0
     // 32-bit (ia32) tasks number their syscalls differently: their ids would be misread as x86_64 ones.
-    if (rd32((void *)bpf_get_current_task(), OFF_TASK_TI_STATUS) & TS_COMPAT) {
+    if (LD32(current_task_btf(), OFF_TASK_TI_STATUS) & TS_COMPAT) {
         count(C_COMPAT);
         return 0;
     }
@@ -452,7 +463,7 @@ int tp_sys_exit(void *ctx) {
     struct hdr *h = get_scratch();
     if (!h)
         return 0;
-    regs_args((u8 *)h, h->args);
+    regs_args(h->args);
     void *task = (void *)bpf_get_current_task();
     fill_hdr(h, task, (u16)id);
     h->res = ret;
@@ -748,15 +759,15 @@ int rtp_sched_fork(struct bpf_raw_tracepoint_args *ctx) {
         return 0;
     // The syscall that forked, from the parent's saved registers; a kernel thread (no user registers) or a
     // kernel-made task (io_uring's workers) reads as clone without flags.
-    void *regs = current_regs();
-    u64 sc = rd64(regs, OFF_PT_REGS_ORIG_AX);
+    char *regs = current_regs();
+    u64 sc = LD64(regs, OFF_PT_REGS_ORIG_AX);
     u64 flags = 0;
-    if (rd32((void *)bpf_get_current_task(), OFF_TASK_FLAGS) & PF_KTHREAD) {
+    if (LD32(current_task_btf(), OFF_TASK_FLAGS) & PF_KTHREAD) {
         sc = NR_CLONE;
     } else if (sc == NR_CLONE3) {
-        bpf_probe_read_user(&flags, sizeof(flags), rdp(regs, OFF_PT_REGS_DI));  // struct clone_args.flags
+        bpf_probe_read_user(&flags, sizeof(flags), (void *)LD64(regs, OFF_PT_REGS_DI));  // clone_args.flags
     } else if (sc == NR_CLONE) {
-        flags = rd64(regs, OFF_PT_REGS_DI);
+        flags = LD64(regs, OFF_PT_REGS_DI);
     } else if (sc == NR_VFORK) {
         flags = 0x4000 | 0x100;  // CLONE_VFORK | CLONE_VM
     } else if (sc != NR_FORK) {

@@ -288,8 +288,10 @@ def run_sweep(binary: Path, target: Path, rates: list[int], seconds: float, brok
               work: Path, rules_files: list[str] | None = None) -> list[dict[str, Any]]:
     """The workload paced at each offered rate (syscalls/s) for `seconds`, one sensor for all: what is shipped
     and what is dropped at each rate. Zero loss = no drop counted for any reason (ring buffer, scratch, queue,
-    journal) while the sensor catches up after each rate."""
+    journal) while the sensor catches up after each rate. Each rate also runs once unmonitored first, so the
+    workload's CPU slowdown says what the probe costs when nothing is dropped."""
     out = []
+    unmonitored = {rate: run_workload(binary, max(256, int(rate * seconds / 2)), target, rate)[1] for rate in rates}
     with peregrine_sensor(broker, work, rules_files) as port:
         for rate in rates:
             before = settled(port)
@@ -306,7 +308,9 @@ def run_sweep(binary: Path, target: Path, rates: list[int], seconds: float, brok
             state_only = delta("peregrine_sensor_events_state_only_total:sum")
             records = delta("peregrine_sensor_records_published_total")
             row = {"offered_per_s": rate, "achieved_per_s": round(2 * max(256, int(rate * seconds / 2)) / wall),
-                   "workload_cpu_s": round(cpu, 3), "captured": captured, "published": published, "drops": drops,
+                   "workload_cpu_s": round(cpu, 3), "workload_cpu_unmonitored_s": round(unmonitored[rate], 3),
+                   "cpu_slowdown": round(cpu / unmonitored[rate], 3) if unmonitored[rate] else None,
+                   "captured": captured, "published": published, "drops": drops,
                    "events_per_record": round(published / records) if records else 0,
                    "catch_up_s": round(time.monotonic() - t0 - wall, 1),
                    "drops_by_reason": {k.split("{", 1)[1].rstrip("}"): delta(k) for k in after

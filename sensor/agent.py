@@ -29,7 +29,7 @@ from schemas.event_types import ALWAYS_SHIPPED
 from sensor.batcher import Batcher, BatchLimits, SealedBatch, SeqStore, record_cap, sensor_identity
 from sensor.drops import DropReporter
 from sensor.journal import Journal
-from sensor.metrics import Health, MetricsServer, SensorMetrics
+from sensor.metrics import ContainerLookupCollector, Health, MetricsServer, SensorMetrics
 from sensor.publisher import InFlight, Publisher
 from sensor.recording import Recorder, read_recording
 from settings.config import PROJECT_ROOT, Config
@@ -68,7 +68,7 @@ class LiveSource:
     finished: bool = False
     _capture: Any = None
     _snapshot: list[dict[str, Any]] = field(default_factory=list)
-    _metadata: Any = None
+    metadata: Any = None  # the runtimes view (ContainerMetadata), once started
     _next_snapshot: float = 0.0
 
     def start(self) -> None:
@@ -86,7 +86,7 @@ class LiveSource:
         self._capture.decoder.containers = metadata  # one view of the runtimes for live events and the snapshot
         self._capture.start()
         self._snapshot = list(snapshot_events(metadata))
-        self._metadata = metadata
+        self.metadata = metadata
         self._next_snapshot = time.monotonic() + self.snapshot_interval_s
 
     def poll(self, timeout_ms: int) -> list[dict[str, Any]]:
@@ -97,7 +97,7 @@ class LiveSource:
             from sensor.snapshot import snapshot_events
 
             self._next_snapshot = time.monotonic() + self.snapshot_interval_s
-            return snapshot_events(self._metadata, periodic=True) + list(self._capture.poll(0))
+            return snapshot_events(self.metadata, periodic=True) + list(self._capture.poll(0))
         return list(self._capture.poll(timeout_ms))
 
     def drops(self) -> dict[str, int]:
@@ -290,6 +290,9 @@ class Agent:
         """Start the source first (a capture that cannot start is the likeliest failure), then the rest."""
         self.source.start()
         self._started = True
+        metadata = getattr(self.source, "metadata", None)
+        if metadata is not None:
+            self.metrics.registry.register(ContainerLookupCollector(metadata))
         try:
             if self.options.kafka:
                 journal = Journal(self.state_dir / "journal", self.cfg.sensor.journal_max_bytes)

@@ -475,6 +475,9 @@ class ContainerMetadata:
             if seen.complete or seen.tries >= self.RETRIES or now < seen.next_try:
                 return None
         info = self.lookup(ref)
+        # The runtime's files answered but its CRI socket did not (backing off, timed out): labels may be
+        # missing, so send what is known and ask again at a later exec (at most RETRIES times).
+        partial = info is not None and self.cri is not None and self.cri.degraded
         if seen is not None and info is None:
             seen.tries += 1
             seen.next_try = now + self.RETRY_S
@@ -483,7 +486,10 @@ class ContainerMetadata:
             self._seen[ref.full_id] = seen = _Seen(False, 1, now + self.RETRY_S)
             while len(self._seen) > self.max_containers:
                 self._seen.popitem(last=False)
-        seen.complete = info is not None
+        elif partial:
+            seen.tries += 1
+            seen.next_try = now + self.RETRY_S
+        seen.complete = info is not None and not partial
         args = {"id": ref.id, "type": ref.type, "full_id": ref.full_id}
         if info is not None:
             args.update(info.as_args())

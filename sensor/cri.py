@@ -4,13 +4,16 @@ The runtime's files (sensor/container_runtime.py) name a container, its image, p
 only in the runtime's database: kubelet, crictl and Falco's container plugin ask for them over CRI
 (`ContainerStatus`, `PodSandboxStatus`), and so does the sensor, once per new container and once per pod. The
 messages are Kubernetes' own (sensor/cri_api); a missing socket, an unknown container or a slow runtime leaves
-the fields empty, never the capture waiting for long (each call has a deadline).
+the fields empty, never the capture waiting for long: each call has a deadline, and a socket that let one
+pass (a hung or overloaded runtime) is left alone for a while, so a burst of new containers costs the capture
+loop one deadline, not one per container.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +27,8 @@ log = logging.getLogger("peregrine.sensor.cri")
 
 CONTAINER_STATUS = "/runtime.v1.RuntimeService/ContainerStatus"
 POD_SANDBOX_STATUS = "/runtime.v1.RuntimeService/PodSandboxStatus"
+# Answers that say the runtime is not answering (as opposed to "no such container").
+UNRESPONSIVE = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE})
 
 
 @dataclass
@@ -42,20 +47,31 @@ class CriInfo:
 class CriClient:
     """ContainerStatus/PodSandboxStatus against each configured socket that exists, first answer wins."""
 
-    def __init__(self, sockets: list[str], timeout_s: float = 1.0, max_pods: int = 1024) -> None:
+    def __init__(self, sockets: list[str], timeout_s: float = 1.0, max_pods: int = 1024,
+                 backoff_s: float = 30.0) -> None:
         self.sockets = [s for s in sockets if s]
         self.timeout_s = timeout_s
         self.max_pods = max_pods
+        self.backoff_s = backoff_s
         self.calls = 0
         self.failures = 0  # calls that failed other than "not found": counted, logged once per socket
+        self.skipped = 0  # lookups that did not ask a socket because it was backing off
+        self.degraded = False  # the last lookup skipped or lost a socket: its answer may be incomplete
+        self._resting: dict[str, float] = {}  # socket -> monotonic time until which it is not asked
         self._channels: dict[str, grpc.Channel] = {}
         self._pods: OrderedDict[str, api_pb2.PodSandboxStatus] = OrderedDict()
         self._warned: set[str] = set()
 
     def lookup(self, full_id: str, sandbox_id: str = "") -> CriInfo | None:
-        """The container's CRI view, with its pod's; None when no runtime knows it."""
+        """The container's CRI view, with its pod's; None when no runtime knows it (or none answered: then
+        `degraded` is set, so the caller can ask again later)."""
+        self.degraded = False
         for path in self.sockets:
             if not os.path.exists(path):
+                continue
+            if time.monotonic() < self._resting.get(path, 0.0):
+                self.skipped += 1
+                self.degraded = True
                 continue
             reply = self._call(path, CONTAINER_STATUS, api_pb2.ContainerStatusRequest(container_id=full_id, verbose=True),
                                api_pb2.ContainerStatusResponse)
@@ -98,9 +114,13 @@ class CriClient:
             code = exc.code() if hasattr(exc, "code") else None
             if code != grpc.StatusCode.NOT_FOUND:
                 self.failures += 1
+                self.degraded = True
+                if code in UNRESPONSIVE:
+                    self._resting[path] = time.monotonic() + self.backoff_s
                 if path not in self._warned:
                     self._warned.add(path)
-                    log.warning("CRI %s %s: %s", path, method.rsplit("/", 1)[1], code)
+                    log.warning("CRI %s %s: %s%s", path, method.rsplit("/", 1)[1], code,
+                                f"; not asked again for {self.backoff_s:g} s" if code in UNRESPONSIVE else "")
             return None
 
     def close(self) -> None:

@@ -15,6 +15,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 BATCH_EVENT_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 4096, 8192, 16384)
 BATCH_BYTES_BUCKETS = (1 << 10, 16 << 10, 64 << 10, 128 << 10, 256 << 10, 512 << 10, 900_000, 1 << 20)
@@ -87,6 +89,32 @@ class SensorMetrics:
             if delta > 0:
                 self.drop(reason.removeprefix("n_drops_"), delta)
             self._drop_seen[reason] = max(total, self._drop_seen.get(reason, 0))
+
+
+class ContainerLookupCollector(Collector):
+    """Container metadata lookups and CRI calls, read from the live objects at scrape time (they count in the
+    capture loop, which must not pay for Prometheus updates per lookup)."""
+
+    def __init__(self, metadata: Any) -> None:
+        self.metadata = metadata
+
+    def collect(self) -> Any:
+        lookups = CounterMetricFamily("peregrine_sensor_container_lookups",
+                                      "Container metadata lookups (runtime files, then CRI), by result.",
+                                      labels=["result"])
+        meta = self.metadata
+        lookups.add_metric(["ok"], meta.lookups - meta.failures)
+        lookups.add_metric(["failed"], meta.failures)
+        yield lookups
+        cri = meta.cri
+        if cri is not None:
+            calls = CounterMetricFamily("peregrine_sensor_cri_calls",
+                                        "CRI calls to the container runtime, by outcome (skipped: the socket was "
+                                        "resting after a deadline passed or it was unavailable).", labels=["outcome"])
+            calls.add_metric(["answered"], cri.calls - cri.failures)
+            calls.add_metric(["failed"], cri.failures)
+            calls.add_metric(["skipped"], cri.skipped)
+            yield calls
 
 
 @dataclass

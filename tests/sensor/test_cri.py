@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from sensor.container_runtime import ContainerMetadata, StateRoots
+from sensor.containers import ContainerRef
 from sensor.cri import CriClient
+from sensor.metrics import ContainerLookupCollector
 from tests.sensor.test_container_runtime import (
     _remove_cgroups,
     _remove_home,
@@ -180,6 +183,27 @@ def capture() -> Iterator[Any]:
     yield from started_capture({"execve", "openat"})
 
 
+def run_labelled_container(cri: CriContainerd, attempt: int = 0) -> tuple[str, str]:
+    """A host-network pod labelled app=web, tier=front, and its container "app" (label team=pay) running
+    `cat /etc/hostname` then sleep: (pod sandbox id, container id). Each attempt is a new sandbox."""
+    pod_config, ctr_config = cri.home / "pod.json", cri.home / "ctr.json"
+    pod_config.write_text(json.dumps({
+        "metadata": {"name": "web-7d9f8c-x2v4q", "namespace": "shop", "uid": POD_UID, "attempt": attempt},
+        "labels": {"app": "web", "tier": "front"}, "log_directory": str(cri.home / "logs"),
+        "linux": {"cgroup_parent": CGROUP_PARENT,
+                  "security_context": {"namespace_options": {"network": 2}}},  # NODE: no CNI needed
+    }))
+    ctr_config.write_text(json.dumps({
+        "metadata": {"name": "app", "attempt": attempt}, "image": {"image": IMAGE}, "labels": {"team": "pay"}, "log_path": "app.log",
+        "command": ["/bin/sh", "-c", "cat /etc/hostname >/dev/null; exec sleep 60"],
+    }))
+    pod = cri.crictl("runp", str(pod_config))
+    cri.pods.append(pod)
+    cid = cri.crictl("create", pod, str(ctr_config), str(pod_config))
+    cri.crictl("start", cid)
+    return pod, cid
+
+
 def test_pod_and_container_labels_come_from_the_runtime_over_cri(cri: CriContainerd, capture: Any) -> None:
     from processor.pipeline import process_batch
     from processor.rules_source import build_engine
@@ -193,21 +217,7 @@ def test_pod_and_container_labels_come_from_the_runtime_over_cri(cri: CriContain
         {"containerd": str(cri.task_root), "containers_run": "", "containers_storage": "", "docker": ""}), cri=client)
     while capture.poll(0):
         pass
-    pod_config, ctr_config = cri.home / "pod.json", cri.home / "ctr.json"
-    pod_config.write_text(json.dumps({
-        "metadata": {"name": "web-7d9f8c-x2v4q", "namespace": "shop", "uid": POD_UID, "attempt": 0},
-        "labels": {"app": "web", "tier": "front"}, "log_directory": str(cri.home / "logs"),
-        "linux": {"cgroup_parent": CGROUP_PARENT,
-                  "security_context": {"namespace_options": {"network": 2}}},  # NODE: no CNI needed
-    }))
-    ctr_config.write_text(json.dumps({
-        "metadata": {"name": "app"}, "image": {"image": IMAGE}, "labels": {"team": "pay"}, "log_path": "app.log",
-        "command": ["/bin/sh", "-c", "cat /etc/hostname >/dev/null; exec sleep 60"],
-    }))
-    pod = cri.crictl("runp", str(pod_config))
-    cri.pods.append(pod)
-    cid = cri.crictl("create", pod, str(ctr_config), str(pod_config))
-    cri.crictl("start", cid)
+    pod, cid = run_labelled_container(cri)
     events = container_events(capture, cid, "sleep")
 
     [meta] = [e for e in events if e["type"] == "container"]
@@ -243,13 +253,46 @@ def test_an_unknown_container_is_no_error_and_a_socket_that_is_not_cri_is_counte
 
     client = CriClient([str(cri.socket)])
     assert client.lookup("0" * 64) is None and client.failures == 0  # NOT_FOUND: the runtime does not run it
+    assert not client.degraded
     silent = socket.socket(socket.AF_UNIX)
     silent.bind(str(tmp_path / "silent.sock"))
     silent.listen()  # accepts, never speaks HTTP/2: the call's deadline ends the wait
     try:
-        dead = CriClient([str(tmp_path / "silent.sock")], timeout_s=0.5)
+        dead = CriClient([str(tmp_path / "silent.sock")], timeout_s=0.5, backoff_s=2.0)
         started = time.monotonic()
-        assert dead.lookup("0" * 64) is None and dead.lookup("1" * 64) is None
-        assert time.monotonic() - started < 5 and dead.failures == 2
+        assert dead.lookup("0" * 64) is None and dead.failures == 1 and dead.degraded
+        assert 0.4 < time.monotonic() - started < 5
+        # A burst of new containers while the runtime hangs: one deadline, not one per container.
+        started = time.monotonic()
+        assert all(dead.lookup(f"{i:064d}") is None for i in range(1, 21))
+        assert time.monotonic() - started < 0.2 and dead.skipped == 20 and dead.failures == 1 and dead.degraded
+        registry = CollectorRegistry()
+        registry.register(ContainerLookupCollector(ContainerMetadata(StateRoots.from_mapping(
+            {"containerd": "", "containers_run": "", "containers_storage": "", "docker": ""}), cri=dead)))
+        scraped = generate_latest(registry).decode()  # what /metrics shows
+        assert 'peregrine_sensor_cri_calls_total{outcome="skipped"} 20.0' in scraped
+        assert 'peregrine_sensor_cri_calls_total{outcome="failed"} 1.0' in scraped
+        time.sleep(2.1)  # the socket is asked again after its rest
+        assert dead.lookup("2" * 64) is None and dead.failures == 2
     finally:
         silent.close()
+
+
+def test_labels_missed_while_the_runtime_hung_are_fetched_at_a_later_exec(cri: CriContainerd,
+                                                                          tmp_path: Path) -> None:
+    """The runtime's files answer at once, CRI does not: the container is announced with what the files say and
+    looked up again at a later exec, when CRI answers, with its labels."""
+    _pod, cid = run_labelled_container(cri, attempt=1)
+    roots = StateRoots.from_mapping({"containerd": str(cri.task_root), "containers_run": "", "containers_storage": "",
+                                     "docker": ""})
+    ref = ContainerRef(id=cid[:12], type="containerd", full_id=cid)
+    client = CriClient([str(cri.socket)], backoff_s=60.0)
+    client._resting[str(cri.socket)] = time.monotonic() + 60.0  # as after a deadline passed
+    meta = ContainerMetadata(roots, cri=client)
+    meta.RETRY_S = 0.0
+    first = meta.announce(ref)
+    assert first is not None and first["name"] and "labels" not in first and client.skipped == 1
+    client._resting.clear()  # the runtime answers again
+    second = meta.announce(ref)
+    assert second is not None and second["full_id"] == cid and "team" in second.get("labels", "")
+    assert meta.announce(ref) is None  # complete now: never again

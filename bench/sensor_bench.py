@@ -1,6 +1,7 @@
 """Sensor benchmark: one syscall-heavy workload (bench/openclose.c, open+close of one file in a loop) run four
 ways in one run -- no monitor, the Peregrine sensor shipping to Kafka, auditd with an equivalent rule, and a bare
-bcc probe -- plus the shipping half alone (pre-built events batched, encoded and produced to Kafka in-process).
+bcc probe (also without a wakeup per record, `bcc_batched`, the floor for any probe that ships each event) --
+plus the shipping half alone (pre-built events batched, encoded and produced to Kafka in-process).
 
 Reports each slowdown against the unmonitored run of the same invocation, events shipped per second, events per
 Kafka record and drops. Needs root. auditd is installed on demand (apt-get) unless --no-install.
@@ -57,11 +58,12 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit) {
     if (nr != 2 && nr != 3 && nr != 257 && nr != 437) return 0;
     struct rec r = {};
     r.pid = bpf_get_current_pid_tgid() >> 32; r.nr = nr; r.ret = args->ret; r.ts = bpf_ktime_get_ns();
-    if (events.ringbuf_output(&r, sizeof(r), 0)) { u32 k = 0; u64 *c = lost.lookup(&k); if (c) *c += 1; }
+    if (events.ringbuf_output(&r, sizeof(r), WAKE)) { u32 k = 0; u64 *c = lost.lookup(&k); if (c) *c += 1; }
     return 0;
 }
 '''
-b = BPF(text=prog)
+batched = sys.argv[1:] == ["batched"]  # no wakeup per record; the reader looks every millisecond instead
+b = BPF(text=prog.replace("WAKE", "BPF_RB_NO_WAKEUP" if batched else "0"))
 count = [0]
 def cb(ctx, data, size):
     count[0] += 1
@@ -69,7 +71,11 @@ b["events"].open_ring_buffer(cb)
 print("ready", flush=True)
 try:
     while True:
-        b.ring_buffer_poll(100)
+        if batched:
+            b.ring_buffer_consume()
+            time.sleep(0.001)
+        else:
+            b.ring_buffer_poll(100)
         if sys.stdin in __import__("select").select([sys.stdin], [], [], 0)[0]:
             break
 except KeyboardInterrupt:
@@ -385,8 +391,9 @@ def audit_lost() -> int:
 
 
 # -- bare bcc -----------------------------------------------------------------------------------------------------
-def run_bcc(binary: Path, iterations: int, target: Path, times: int) -> dict[str, Any]:
-    proc = subprocess.Popen([sys.executable, "-c", BCC_PROBE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+def run_bcc(binary: Path, iterations: int, target: Path, times: int, batched: bool = False) -> dict[str, Any]:
+    """The bare probe; batched: without a wakeup per record (as Peregrine's probe), the reader polling."""
+    proc = subprocess.Popen([sys.executable, "-c", BCC_PROBE] + (["batched"] if batched else []), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None and proc.stdin is not None
     if proc.stdout.readline().strip() != "ready":
@@ -406,7 +413,7 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=500_000, help="open+close pairs per run")
     parser.add_argument("--repeat", type=int, default=3, help="workload runs per mode (medians reported)")
     parser.add_argument("--ship-events", type=int, default=1_000_000, help="events for the shipping-half run")
-    parser.add_argument("--skip", action="append", default=[], choices=["peregrine", "auditd", "bcc", "ship"])
+    parser.add_argument("--skip", action="append", default=[], choices=["peregrine", "auditd", "bcc", "bcc-batched", "ship"])
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install auditd")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--sweep", help="only the zero-loss sweep: comma-separated offered rates (syscalls/s)")
@@ -454,6 +461,9 @@ def main() -> int:
         if "bcc" not in args.skip:
             results["bcc"] = run_bcc(binary, args.iterations, target, args.repeat)
             print("bcc", results["bcc"], flush=True)
+        if "bcc-batched" not in args.skip:
+            results["bcc_batched"] = run_bcc(binary, args.iterations, target, args.repeat, batched=True)
+            print("bcc_batched", results["bcc_batched"], flush=True)
         results["none_after"] = repeat(binary, args.iterations, target, args.repeat).summary()
         if "ship" not in args.skip:
             results["ship"] = run_shipping_half(args.ship_events, broker, work)
@@ -462,7 +472,7 @@ def main() -> int:
         broker.stop()
     base = (results["none"]["seconds"] + results["none_after"]["seconds"]) / 2
     base_cpu = (results["none"]["cpu_seconds"] + results["none_after"]["cpu_seconds"]) / 2
-    for mode in ("peregrine", "auditd", "bcc"):
+    for mode in ("peregrine", "auditd", "bcc", "bcc_batched"):
         if "seconds" in results.get(mode, {}):
             results[mode]["slowdown"] = results[mode]["seconds"] / base
             results[mode]["cpu_slowdown"] = results[mode]["cpu_seconds"] / base_cpu

@@ -35,8 +35,23 @@ POLL_SLICE_MS = 10
 KIND_NAMES = {KIND_EXEC: "execve", KIND_FORK: "clone", KIND_EXIT: "procexit"}
 
 
+MIN_KERNEL = (5, 15)  # bpf_task_pt_regs: a syscall's arguments read at its exit
+
+
 class CaptureError(RuntimeError):
     """The probe could not be started; the message is one line saying what is wrong and what to do."""
+
+
+def kernel_too_old(release: str) -> str | None:
+    """Why this kernel cannot run the probe, or None (a release that does not parse is given the benefit)."""
+    try:
+        major, minor = (int(p) for p in release.split("-", 1)[0].split(".")[:2])
+    except ValueError:
+        return None
+    if (major, minor) < MIN_KERNEL:
+        return (f"kernel {release} is older than {MIN_KERNEL[0]}.{MIN_KERNEL[1]}: the probe reads syscall arguments "
+                "with bpf_task_pt_regs (5.15+); run the sensor on a newer node image")
+    return None
 
 
 class Capture:
@@ -75,6 +90,9 @@ class Capture:
     def start(self) -> None:
         if os.geteuid() != 0:
             raise CaptureError("the sensor loads eBPF programs: run it as root (sudo peregrine sensor ...)")
+        too_old = kernel_too_old(os.uname().release)
+        if too_old:
+            raise CaptureError(too_old)
         try:
             tracefs_root()
         except TracefsError as exc:

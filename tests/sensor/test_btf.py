@@ -113,3 +113,13 @@ def test_split_module_btf_continues_the_base_types_and_strings(tmp_path: Path) -
     assert split.offsetof("ovl_inode", "__upperdentry") == 16
     assert split.offsetof("ovl_inode", "vfs_inode.y") == 4  # into a base type
     assert split.offsetof("point", "y") == 4  # base types still resolve
+
+
+def test_a_kernel_older_than_the_probe_needs_is_named_with_the_version() -> None:
+    from sensor.capture import kernel_too_old
+
+    assert kernel_too_old("6.18.44-fc-v857") is None and kernel_too_old("5.15.0-1064-azure") is None
+    assert kernel_too_old("5.4.0-1109-azure") == ("kernel 5.4.0-1109-azure is older than 5.15: the probe reads "
+                                                  "syscall arguments with bpf_task_pt_regs (5.15+); run the sensor "
+                                                  "on a newer node image")
+    assert kernel_too_old("weird") is None

@@ -600,3 +600,34 @@ def test_losses_are_still_reported_after_the_capture_closes(tmp_path: Path) -> N
         c.close()
     assert live_drops["n_drops_buffer"] > 0, "a one-page buffer nobody reads overflows"
     assert c.drops() == live_drops and c.stats() == live_stats
+
+
+def test_a_syscall_blocked_before_the_sensor_started_is_reported_when_it_returns(tmp_path: Path) -> None:
+    """An open blocked on a FIFO before the probe is attached returns after: its arguments are read at its exit
+    (the saved registers), so it is reported like any other, not lost for want of an entry."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.DEVNULL)  # blocks in openat until a writer
+    try:
+        time.sleep(0.3)
+        c = Capture({"openat"})
+        try:
+            c.start()
+        except CaptureError as exc:
+            pytest.skip(f"eBPF unavailable: {exc}")
+        try:
+            with open(fifo, "w"):  # the sensor's own open: not captured (its pid is excluded)
+                pass
+            reader.wait(10)
+            events: list[Event] = []
+            for _ in range(50):
+                events += [e for e in c.poll(50) if e["pid"] == reader.pid]
+                if events:
+                    break
+        finally:
+            c.close()
+    finally:
+        reader.kill()
+        reader.wait()
+    [ev] = [e for e in events if e["args"].get("name") == str(fifo)]
+    assert ev["type"] == "openat" and int(ev["args"]["fd"]) >= 0 and ev["comm"] == "cat"

@@ -27,6 +27,11 @@ STATE_ENTRIES = Gauge("peregrine_worker_state_entries", "Entries in each worker 
                       ["table"], registry=REGISTRY)
 DNS_NAMES = Gauge("peregrine_worker_dns_names", "Names the rules compare fd.sip.name & co. with (state=resolved|unresolved)",
                   ["state"], registry=REGISTRY)
+STALLS = Counter("peregrine_worker_partition_stalls_total",
+                 "Times Faust stopped delivering an events partition while records waited (faust-streaming #629); the "
+                 "worker then reads that partition itself", ["partition"], registry=REGISTRY)
+STALL_RECORDS = Counter("peregrine_worker_stall_records_total",
+                        "Records the worker read itself from a partition Faust stopped delivering", registry=REGISTRY)
 HOSTS = Gauge("peregrine_worker_hosts", "Hosts with processes in this worker's thread table", registry=REGISTRY)
 CONSUMER_LAG = Gauge("peregrine_worker_consumer_lag", "Records behind the end of the partition", ["topic", "partition"],
                      registry=REGISTRY)

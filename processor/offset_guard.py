@@ -35,6 +35,7 @@ class OffsetGuard:
     committed: Callable[[Any], Awaitable[int]]  # the group's committed offset (or the start) for a partition
     fetch: Callable[[Any, int, int], Awaitable[list[Any]]]  # records [start, end) of a partition, read directly
     commit: Callable[[dict[Any, int]], Awaitable[bool]]
+    highwater: Callable[[Any], Awaitable[int]] | None = None  # a partition's end offset, asked of the broker
     next_offset: dict[Any, int] = field(default_factory=dict)  # next offset to process
     committable: dict[Any, int] = field(default_factory=dict)  # next offset whose predecessors are acknowledged
     dirty: set[Any] = field(default_factory=set)

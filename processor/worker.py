@@ -23,7 +23,7 @@ from prometheus_client import generate_latest
 from processor import metrics
 from processor.changelog import ChangelogProducer
 from processor.dns_resolver import DnsResolver
-from processor.offset_guard import GAP, REPLAY, OffsetGuard
+from processor.offset_guard import ACCEPT, GAP, REPLAY, OffsetGuard
 from processor.pipeline import process_batch
 from processor.rules_source import RulesHolder, local_rule_texts, watch_rules_topic
 from processor.state import HostState, WriteBackStore
@@ -41,6 +41,7 @@ FAILOVER = {"broker_session_timeout": 15.0, "broker_heartbeat_interval": 3.0}
 # Event Hubs accepts 4 offset commits per second per partition; a commit follows every settle.
 SETTLE_INTERVAL_S = 0.25
 SETTLE_MAX_RECORDS = 64
+STALL_READ_MAX = 64  # records the stall watchdog reads per round from a partition Faust is not delivering
 
 
 def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) -> faust.App:
@@ -172,6 +173,16 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     rules_waited: list[bool] = []  # the first event waits for the rules topic, once
+    # Faust can stop delivering a partition after a rebalance while its records wait (faust-streaming #629: no fetch
+    # request is ever sent for it again; seen here once in CI after a worker was killed). The stall watchdog then
+    # reads that partition itself, through the guard's side client, as the gap path does. One record at a time,
+    # whichever path delivers it, so the guard's next offset is never admitted twice.
+    one_record = asyncio.Lock()
+    delivered: dict[Any, float] = {}  # events partition -> when Faust last delivered it (or it was first seen)
+    stalled: set[Any] = set()  # partitions the watchdog reads until Faust delivers them again
+    stall_s = cfg.worker.stall_timeout_s
+    # Fault injection for tests: pause Faust's fetching of every events partition it is given, as #629 does.
+    pause_fetch = cfg.worker.fault_pause_events_fetch
 
     @app.agent(events_topic, concurrency=1)
     async def process_events(stream: faust.StreamT) -> Any:
@@ -184,32 +195,82 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
                     log.error("rules topic %s not read to its end after 60s: evaluating with the rules loaded so far",
                               k.topics.rules)
             msg = event.message
-            epoch = guard.epoch  # a revocation during any await below hands this partition to its next owner
-            verdict = await guard.admit(msg.tp, msg.offset)
-            if verdict == REPLAY or guard.epoch != epoch:
-                continue
-            if verdict == GAP:
-                for skipped in await guard.missing(msg.tp, msg.offset):
-                    if guard.epoch != epoch:
-                        break  # revoked while we fetched: the table no longer holds this partition's hosts
-                    await handle(skipped)
-                    guard.processed(msg.tp, skipped.offset, epoch)
-                    unsettled.append((msg.tp, skipped.offset, epoch))
-                if guard.epoch != epoch:
+            delivered[msg.tp] = time.monotonic()  # Faust delivers this partition: not stalled
+            stalled.discard(msg.tp)
+            async with one_record:
+                epoch = guard.epoch  # a revocation during any await below hands this partition to its next owner
+                verdict = await guard.admit(msg.tp, msg.offset)
+                if verdict == REPLAY or guard.epoch != epoch:
                     continue
-            await handle(msg)
-            guard.processed(msg.tp, msg.offset, epoch)
-            unsettled.append((msg.tp, msg.offset, epoch))
-            if len(unsettled) >= SETTLE_MAX_RECORDS or time.monotonic() - last_settle[0] >= SETTLE_INTERVAL_S:
-                await settle()
-                if time.monotonic() - last_commit[0] >= SETTLE_INTERVAL_S:
-                    last_commit[0] = time.monotonic()
-                    await guard.flush()  # commit now: a successor's replay then starts where the changelog stops
-            processed[(msg.topic, msg.partition)] = msg.offset + 1
+                if verdict == GAP:
+                    for skipped in await guard.missing(msg.tp, msg.offset):
+                        if guard.epoch != epoch:
+                            break  # revoked while we fetched: the table no longer holds this partition's hosts
+                        await handle(skipped)
+                        guard.processed(msg.tp, skipped.offset, epoch)
+                        unsettled.append((msg.tp, skipped.offset, epoch))
+                    if guard.epoch != epoch:
+                        continue
+                await handle(msg)
+                guard.processed(msg.tp, msg.offset, epoch)
+                unsettled.append((msg.tp, msg.offset, epoch))
+                if len(unsettled) >= SETTLE_MAX_RECORDS or time.monotonic() - last_settle[0] >= SETTLE_INTERVAL_S:
+                    await settle()
+                    if time.monotonic() - last_commit[0] >= SETTLE_INTERVAL_S:
+                        last_commit[0] = time.monotonic()
+                        await guard.flush()  # commit now: a successor's replay starts where the changelog stops
+                processed[(msg.topic, msg.partition)] = msg.offset + 1
 
     @app.timer(interval=1.0)  # Event Hubs allows 4 commits/s per partition
     async def commit_processed() -> None:
         await settle()  # the stream may be idle: what it processed last still settles and commits
+        await guard.flush()
+
+    @app.timer(interval=max(0.5, min(5.0, stall_s / 4)))
+    async def stall_watchdog() -> None:
+        now = time.monotonic()
+        for tp in list(app.consumer.assignment()):
+            if tp.topic != events_topic.get_topic_name():
+                continue
+            if pause_fetch:
+                app.consumer.pause_partitions([tp])  # again each round: Faust resumes partitions after recovery
+            if tp not in delivered:
+                delivered[tp] = now
+                continue
+            if tp not in stalled and now - delivered[tp] < stall_s:
+                continue
+            await read_stalled(tp)
+
+    async def read_stalled(tp: Any) -> None:
+        """Process what waits in a partition Faust is not delivering (at most STALL_READ_MAX records a round)."""
+        assert guard.highwater is not None
+        epoch = guard.epoch
+        high = await guard.highwater(tp)
+        async with one_record:
+            start = guard.next_offset.get(tp)
+            if start is None:
+                start = await guard.committed(tp)
+            if guard.epoch != epoch or tp not in app.consumer.assignment():
+                return
+            if high <= start:
+                delivered[tp] = time.monotonic()  # idle, not stalled: nothing waits
+                stalled.discard(tp)
+                return
+            if tp not in stalled:
+                stalled.add(tp)
+                metrics.STALLS.labels(str(tp.partition)).inc()
+                log.warning("%s:%s: Faust delivered nothing for %.0fs while offsets %d..%d waited (faust-streaming "
+                            "#629): reading them directly until it delivers again", tp.topic, tp.partition,
+                            time.monotonic() - delivered[tp], start, high - 1)
+            for record in await guard.fetch(tp, start, min(high, start + STALL_READ_MAX)):
+                if guard.epoch != epoch or await guard.admit(tp, record.offset) != ACCEPT:
+                    break
+                await handle(record)
+                guard.processed(tp, record.offset, epoch)
+                unsettled.append((tp, record.offset, epoch))
+                processed[(tp.topic, tp.partition)] = record.offset + 1
+                metrics.STALL_RECORDS.inc()
+        await settle()
         await guard.flush()
 
     watch_rules_topic(holder, stop)  # a thread of its own, from now: the rules are read before records flow
@@ -229,6 +290,8 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
             store.forget()
         state.forget_counts()  # the next write recounts what the recovered tables hold
         processed.clear()
+        delivered.clear()
+        stalled.clear()
         metrics.CONSUMER_LAG.clear()
 
     @app.timer(interval=2.0)
@@ -318,8 +381,16 @@ def _offset_guard(app: faust.App, cfg: Config) -> OffsetGuard:
                 c.unassign()
         return out
 
+    def highwater_sync(topic: str, partition: int) -> int:
+        with lock:
+            _low, high = client().get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+        return int(high)
+
     async def committed(tp: Any) -> int:
         return await asyncio.get_running_loop().run_in_executor(None, committed_sync, tp.topic, tp.partition)
+
+    async def highwater(tp: Any) -> int:
+        return await asyncio.get_running_loop().run_in_executor(None, highwater_sync, tp.topic, tp.partition)
 
     async def fetch(tp: Any, start: int, end: int) -> list[FetchedRecord]:
         return await asyncio.get_running_loop().run_in_executor(None, fetch_sync, tp.topic, tp.partition, start, end)
@@ -351,7 +422,7 @@ def _offset_guard(app: faust.App, cfg: Config) -> OffsetGuard:
 
         return bool(await thread.call_thread(in_consumer_thread))
 
-    return OffsetGuard(committed, fetch, commit)
+    return OffsetGuard(committed, fetch, commit, highwater)
 
 
 async def _serve_http(port: int, holder: RulesHolder, state: HostState) -> None:

@@ -88,6 +88,8 @@ class WorkerConfig:
     proc_table_max_per_host: int = 262_144
     proc_purge_grace_s: int = 300
     dns_refresh_s: float = 30.0  # how often the names rules compare fd.sip.name & co. with are resolved again
+    stall_timeout_s: float = 30.0  # an events partition with records waiting and none delivered this long is read directly
+    fault_pause_events_fetch: bool = False  # fault injection (tests): Faust is made to stop delivering every partition
 
 
 @dataclass

@@ -23,7 +23,7 @@ from prometheus_client import generate_latest
 from processor import metrics
 from processor.changelog import ChangelogProducer
 from processor.dns_resolver import DnsResolver
-from processor.offset_guard import ACCEPT, GAP, REPLAY, OffsetGuard
+from processor.offset_guard import GAP, REPLAY, OffsetGuard
 from processor.pipeline import process_batch
 from processor.rules_source import RulesHolder, local_rule_texts, watch_rules_topic
 from processor.state import HostState, WriteBackStore
@@ -263,8 +263,12 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
                             "#629): reading them directly until it delivers again", tp.topic, tp.partition,
                             time.monotonic() - delivered[tp], start, high - 1)
             for record in await guard.fetch(tp, start, min(high, start + STALL_READ_MAX)):
-                if guard.epoch != epoch or await guard.admit(tp, record.offset) != ACCEPT:
+                verdict = await guard.admit(tp, record.offset)
+                if guard.epoch != epoch:
                     break
+                if verdict == REPLAY:
+                    continue
+                # ACCEPT, or GAP when retention removed what lay below: the fetch starts at the low watermark
                 await handle(record)
                 guard.processed(tp, record.offset, epoch)
                 unsettled.append((tp, record.offset, epoch))

@@ -172,6 +172,12 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
             metrics.RULE_MATCHES.labels(rule, priority, source).inc(n)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
+    async def process(tp: Any, record: Any, epoch: int) -> None:
+        """One record through state and rules; committable once its sends settle."""
+        await handle(record)
+        guard.processed(tp, record.offset, epoch)
+        unsettled.append((tp, record.offset, epoch))
+
     rules_waited: list[bool] = []  # the first event waits for the rules topic, once
     # Faust can stop delivering a partition after a rebalance while its records wait (faust-streaming #629: no fetch
     # request is ever sent for it again; seen here once in CI after a worker was killed). The stall watchdog then
@@ -206,14 +212,10 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
                     for skipped in await guard.missing(msg.tp, msg.offset):
                         if guard.epoch != epoch:
                             break  # revoked while we fetched: the table no longer holds this partition's hosts
-                        await handle(skipped)
-                        guard.processed(msg.tp, skipped.offset, epoch)
-                        unsettled.append((msg.tp, skipped.offset, epoch))
+                        await process(msg.tp, skipped, epoch)
                     if guard.epoch != epoch:
                         continue
-                await handle(msg)
-                guard.processed(msg.tp, msg.offset, epoch)
-                unsettled.append((msg.tp, msg.offset, epoch))
+                await process(msg.tp, msg, epoch)
                 if len(unsettled) >= SETTLE_MAX_RECORDS or time.monotonic() - last_settle[0] >= SETTLE_INTERVAL_S:
                     await settle()
                     if time.monotonic() - last_commit[0] >= SETTLE_INTERVAL_S:
@@ -269,9 +271,7 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
                 if verdict == REPLAY:
                     continue
                 # ACCEPT, or GAP when retention removed what lay below: the fetch starts at the low watermark
-                await handle(record)
-                guard.processed(tp, record.offset, epoch)
-                unsettled.append((tp, record.offset, epoch))
+                await process(tp, record, epoch)
                 processed[(tp.topic, tp.partition)] = record.offset + 1
                 metrics.STALL_RECORDS.inc()
         await settle()

@@ -41,7 +41,8 @@ FAILOVER = {"broker_session_timeout": 15.0, "broker_heartbeat_interval": 3.0}
 # Event Hubs accepts 4 offset commits per second per partition; a commit follows every settle.
 SETTLE_INTERVAL_S = 0.25
 SETTLE_MAX_RECORDS = 64
-STALL_READ_MAX = 64  # records the stall watchdog reads per round from a partition Faust is not delivering
+STALL_READ_MAX = 64  # records the stall watchdog reads at a time from a partition Faust is not delivering
+STALL_ROUNDS_MAX = 16  # ... and times per watchdog tick (up to 1,024 records every few seconds)
 
 
 def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) -> faust.App:
@@ -241,10 +242,13 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
                 continue
             if tp not in stalled and now - delivered[tp] < stall_s:
                 continue
-            await read_stalled(tp)
+            for _ in range(STALL_ROUNDS_MAX):
+                if not await read_stalled(tp):
+                    break
 
-    async def read_stalled(tp: Any) -> None:
-        """Process what waits in a partition Faust is not delivering (at most STALL_READ_MAX records a round)."""
+    async def read_stalled(tp: Any) -> bool:
+        """Process what waits in a partition Faust is not delivering, STALL_READ_MAX records at a time (the lock is
+        released in between, for the partitions Faust does deliver); True when more may wait."""
         assert guard.highwater is not None
         epoch = guard.epoch
         high = await guard.highwater(tp)
@@ -252,12 +256,12 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
             start = guard.next_offset.get(tp)
             if start is None:
                 start = await guard.committed(tp)
-            if guard.epoch != epoch or tp not in app.consumer.assignment():
-                return
+            if guard.epoch != epoch or tp not in app.consumer.assignment() or tp not in delivered:
+                return False
             if high <= start:
                 delivered[tp] = time.monotonic()  # idle, not stalled: nothing waits
                 stalled.discard(tp)
-                return
+                return False
             if tp not in stalled:
                 stalled.add(tp)
                 metrics.STALLS.labels(str(tp.partition)).inc()
@@ -276,6 +280,7 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
                 metrics.STALL_RECORDS.inc()
         await settle()
         await guard.flush()
+        return guard.epoch == epoch and tp in stalled
 
     watch_rules_topic(holder, stop)  # a thread of its own, from now: the rules are read before records flow
     dns.start(stop)

@@ -14,7 +14,7 @@ need_root() {
 }
 
 apt_missing=()
-for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 rsyslog rsyslog-gnutls chromium containerd runc busybox-static; do
+for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 rsyslog rsyslog-gnutls chromium containerd runc busybox-static containernetworking-plugins; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$pkg")
 done
 if [ ${#apt_missing[@]} -gt 0 ]; then

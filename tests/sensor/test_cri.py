@@ -38,6 +38,11 @@ from tests.sensor.test_container_runtime import (
 pytestmark = pytest.mark.ebpf
 
 IMAGE = "peregrine.test/app:1"
+# Pod networking for the pods that are not host-network: Debian's CNI plugins, a bridge of our own with no address
+# on the host (isGateway false), so no route or firewall rule is added; removed with the fixture.
+CNI_BIN = "/usr/lib/cni"
+CNI_BRIDGE = "pgcni0"
+CNI_SUBNET = "10.213.77.0/24"
 POD_UID = uuid.uuid4().hex
 CGROUP_PARENT = f"/kubepods/besteffort/pod{POD_UID}"
 
@@ -147,9 +152,15 @@ def cri() -> Iterator[CriContainerd]:
   sandbox_image = "{IMAGE}"
   restrict_oom_score_adj = true  # this machine refuses the sandbox's oom_score_adj of -998
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "{home}/cni/bin"
+    bin_dir = "{CNI_BIN}"
     conf_dir = "{home}/cni/conf"
 """))
+    (home / "cni" / "conf").mkdir(parents=True)
+    (home / "cni" / "conf" / "10-pg-test.conflist").write_text(json.dumps({
+        "cniVersion": "0.4.0", "name": "pg-test", "plugins": [{
+            "type": "bridge", "bridge": CNI_BRIDGE, "isGateway": False, "ipMasq": False,  # no route, no iptables
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": CNI_SUBNET}]], "dataDir": str(home / "cni" / "ipam")},
+        }]}))
     with open(home / "log", "wb") as log:
         proc = subprocess.Popen(["containerd", "--config", str(home / "config.toml")], stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -170,6 +181,7 @@ def cri() -> Iterator[CriContainerd]:
         yield ctrd
     finally:
         ctrd.stop()
+        subprocess.run(["ip", "link", "del", CNI_BRIDGE], capture_output=True)
         _remove_cgroups(POD_UID)
         if not had_run_containerd:
             shutil.rmtree("/run/containerd", ignore_errors=True)
@@ -183,7 +195,7 @@ def capture() -> Iterator[Any]:
     yield from started_capture({"execve", "openat"})
 
 
-def run_labelled_container(cri: CriContainerd, attempt: int = 0) -> tuple[str, str]:
+def run_labelled_container(cri: CriContainerd, attempt: int = 0, host_network: bool = True) -> tuple[str, str]:
     """A host-network pod labelled app=web, tier=front, and its container "app" (label team=pay) running
     `cat /etc/hostname` then sleep: (pod sandbox id, container id). Each attempt is a new sandbox."""
     pod_config, ctr_config = cri.home / "pod.json", cri.home / "ctr.json"
@@ -191,7 +203,7 @@ def run_labelled_container(cri: CriContainerd, attempt: int = 0) -> tuple[str, s
         "metadata": {"name": "web-7d9f8c-x2v4q", "namespace": "shop", "uid": POD_UID, "attempt": attempt},
         "labels": {"app": "web", "tier": "front"}, "log_directory": str(cri.home / "logs"),
         "linux": {"cgroup_parent": CGROUP_PARENT,
-                  "security_context": {"namespace_options": {"network": 2}}},  # NODE: no CNI needed
+                  "security_context": {"namespace_options": {"network": 2 if host_network else 0}}},  # NODE / POD
     }))
     ctr_config.write_text(json.dumps({
         "metadata": {"name": "app", "attempt": attempt}, "image": {"image": IMAGE}, "labels": {"team": "pay"}, "log_path": "app.log",
@@ -296,3 +308,41 @@ def test_labels_missed_while_the_runtime_hung_are_fetched_at_a_later_exec(cri: C
     second = meta.announce(ref)
     assert second is not None and second["full_id"] == cid and "team" in second.get("labels", "")
     assert meta.announce(ref) is None  # complete now: never again
+
+
+def test_the_pod_ip_comes_from_the_runtime_over_cri(cri: CriContainerd, capture: Any) -> None:
+    """A pod with a network namespace of its own gets its address from CNI (a bridge and host-local IPAM); the
+    sensor's container meta event carries it, and k8s.pod.ip prints it."""
+    if not os.path.exists(os.path.join(CNI_BIN, "bridge")):
+        pytest.skip("Debian's containernetworking-plugins missing: run `bash scripts/setup.sh`")
+    from processor.pipeline import process_batch
+    from processor.rules_source import build_engine
+    from processor.state import HostState
+    from schemas.codec import decode_batch, encode_batch
+    from settings.config import Config
+    from tests.pipeline.helpers import batch
+
+    capture.decoder.containers = ContainerMetadata(StateRoots.from_mapping(
+        {"containerd": str(cri.task_root), "containers_run": "", "containers_storage": "", "docker": ""}),
+        cri=CriClient([str(cri.socket)]))
+    while capture.poll(0):
+        pass
+    pod, cid = run_labelled_container(cri, attempt=2, host_network=False)
+    events = container_events(capture, cid, "sleep")
+    ip = json.loads(cri.crictl("inspectp", pod))["status"]["network"]["ip"]
+    assert ip.startswith(CNI_SUBNET.rsplit(".", 1)[0] + "."), ip
+    [meta] = [e for e in events if e["type"] == "container"]
+    assert meta["args"]["pod_ip"] == ip and meta["args"]["host_network"] == "false"
+
+    engine, report = build_engine(Config(), {"t.yaml": """
+- rule: Pod reads hostname
+  desc: test
+  condition: evt.type = execve and proc.args = /etc/hostname and k8s.pod.label[app] = web
+  output: cat in %k8s.pod.name at %k8s.pod.ip
+  priority: NOTICE
+"""})
+    assert engine is not None, report
+    result = process_batch(decode_batch(encode_batch(batch("node-a", 1, events))),
+                           HostState(procs={}, users={}, containers={}), engine)
+    [alert] = result.alerts
+    assert f"cat in web-7d9f8c-x2v4q at {ip}" in alert["output"]

@@ -35,7 +35,7 @@ def test_due_follows_the_interval() -> None:
 
 def test_capture_counters_fold_into_the_falco_drop_metric() -> None:
     metrics = SensorMetrics()
-    metrics.sync_drops({"n_drops_buffer": 5, "n_no_enter": 9})
-    metrics.sync_drops({"n_drops_buffer": 12, "n_no_enter": 20})
+    metrics.sync_drops({"n_drops_buffer": 5, "n_args_truncated": 9})
+    metrics.sync_drops({"n_drops_buffer": 12, "n_args_truncated": 20})
     assert metrics.n_drops.labels("buffer")._value.get() == 12
-    assert "no_enter" not in {s.labels.get("reason") for m in metrics.registry.collect() for s in m.samples}
+    assert "args_truncated" not in {s.labels.get("reason") for m in metrics.registry.collect() for s in m.samples}

@@ -5,13 +5,13 @@ the worker is given (worker.fault_pause_events_fetch), re-applied each round, so
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from settings.config import Config
+from tests.conftest import free_port
 from tests.pipeline.helpers import (
     SHADOW_RULES,
     alerts_consumer,
@@ -31,12 +31,6 @@ from tests.pipeline.helpers import (
 pytestmark = pytest.mark.kafka
 
 T0 = 1_700_000_000_000_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def shadow_read(host: str, first_seq: int, batch_seq: int) -> dict[str, object]:

@@ -69,10 +69,32 @@ def alert_json_schema() -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / "falco_alert.schema.json").read_text())
 
 
-def encode_batch(batch: dict[str, Any]) -> bytes:
+def _fastavro_encode_batch(batch: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, event_batch_schema(), batch)
     return buf.getvalue()
+
+
+@cache
+def batch_writer() -> str:
+    """Which writer encode_batch uses: "c" (schemas/batch_writer.c, built for this very schema) or "fastavro"."""
+    try:
+        from schemas import _batch_writer  # type: ignore[attr-defined]
+    except ImportError:
+        return "fastavro"
+    return "c" if _batch_writer.SCHEMA_FINGERPRINT == event_batch_fingerprint() else "fastavro"
+
+
+def encode_batch(batch: dict[str, Any]) -> bytes:
+    """One EventBatch, schemaless. The sensor's hot path: the C writer where it was built, else fastavro (same
+    bytes); a batch the C writer refuses is written by fastavro, whose error is the reference."""
+    if batch_writer() == "c":
+        from schemas._batch_writer import encode_batch as c_encode  # type: ignore[attr-defined]
+        try:
+            return bytes(c_encode(batch))
+        except (ValueError, TypeError):
+            pass
+    return _fastavro_encode_batch(batch)
 
 
 def decode_batch(data: bytes, fingerprint: str | None = None) -> dict[str, Any]:

@@ -1,10 +1,13 @@
-"""Only for the C extension; everything else is in pyproject.toml.
+"""Only for the C extensions (the sensor's hot path); everything else is in pyproject.toml.
 
-The writer is optional: where no C compiler is present (the processor image) the build goes on and
-schemas/codec.py encodes with fastavro, which writes the same bytes more slowly.
+Both are optional: where no C compiler is present (the processor image) the build goes on, schemas/codec.py
+encodes with fastavro and sensor/decode.py decodes in Python, with the same results, more slowly.
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("schemas._batch_writer", ["schemas/batch_writer.c"], optional=True,
-                             extra_compile_args=["-O2", "-Wall"])])
+C_FLAGS = ["-O2", "-Wall"]
+setup(ext_modules=[
+    Extension("schemas._batch_writer", ["schemas/batch_writer.c"], optional=True, extra_compile_args=C_FLAGS),
+    Extension("sensor._record_decoder", ["sensor/record_decoder.c"], optional=True, extra_compile_args=C_FLAGS),
+])

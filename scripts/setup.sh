@@ -57,7 +57,8 @@ fi
 STAMP="$VENV/.peregrine-installed"
 REQ="$ROOT/requirements.lock"
 if [ ! -f "$STAMP" ] || [ "$REQ" -nt "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] \
-   || [ "$ROOT/setup.py" -nt "$STAMP" ] || [ "$ROOT/schemas/batch_writer.c" -nt "$STAMP" ]; then
+   || [ "$ROOT/setup.py" -nt "$STAMP" ] || [ "$ROOT/schemas/batch_writer.c" -nt "$STAMP" ] \
+   || [ "$ROOT/sensor/record_decoder.c" -nt "$STAMP" ]; then
   say "installing pinned Python dependencies"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"

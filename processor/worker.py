@@ -9,7 +9,10 @@ same id. Agents run with concurrency 1: one partition's records are processed st
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -48,8 +51,13 @@ STALL_ROUNDS_MAX = 16  # ... and times per watchdog tick (up to 1,024 records ev
 def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) -> faust.App:
     """The worker app. `decode_only` decodes each record and discards it: the throughput baseline."""
     k = cfg.kafka
+    # Tables live in memory and in their changelogs; Faust still makes an (empty) data directory, by default in
+    # the working directory. A private temporary one keeps checkouts and nodes clean.
+    datadir = tempfile.mkdtemp(prefix=f"peregrine-{cfg.worker.app_id}-")
+    atexit.register(shutil.rmtree, datadir, True)
     app = faust.App(
         cfg.worker.app_id,
+        datadir=datadir,
         store="memory://",
         topic_partitions=k.events_partitions,
         topic_replication_factor=k.replication_factor,

@@ -3,6 +3,8 @@ every alert of the known events arrives; every offset commits afterwards."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ from schemas.codec import encode_batch
 from settings.config import Config
 from settings.kafka_clients import producer_config
 from tests.conftest import free_port, make_config
-from tests.pipeline.helpers import committed_offsets, end_offsets, spawn, stop, write_config
+from tests.pipeline.helpers import REPO, committed_offsets, end_offsets, spawn, stop, write_config
 from tests.pipeline.test_worker_fleet import (
     RULES,
     assert_same_alerts,
@@ -42,6 +44,7 @@ def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
 def test_broker_restart_mid_stream_loses_no_alert(own_broker: LocalKafka, tmp_path: Path) -> None:
     cfg: Config = own_broker.cfg
     cfg.worker.app_id = "restart-worker"
+    shutil.rmtree(REPO / "restart-worker-data", ignore_errors=True)  # what workers used to leave in a checkout
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     conf = write_config(cfg, tmp_path / "peregrine.yaml")
@@ -84,3 +87,6 @@ def test_broker_restart_mid_stream_loses_no_alert(own_broker: LocalKafka, tmp_pa
             time.sleep(1)
     finally:
         stop(worker)
+    # Faust's (empty, memory-store) data directory is the worker's private temporary one, gone with it
+    assert not (REPO / "restart-worker-data").exists()
+    assert not list(Path(tempfile.gettempdir()).glob("peregrine-restart-worker-*")), "left behind at exit"

@@ -443,7 +443,10 @@ def main() -> int:
         finally:
             broker.stop()
         best = max((r["offered_per_s"] for r in rows if r["zero_loss"]), default=0)
-        print(json.dumps({"machine": machine(), "sweep": rows, "highest_zero_loss_offered_per_s": best}, indent=2))
+        summary = {"machine": machine(), "sweep": rows, "highest_zero_loss_offered_per_s": best}
+        print(json.dumps(summary, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(summary, indent=2))
         shutil.rmtree(work, ignore_errors=True)
         return 0
     try:

@@ -32,6 +32,10 @@ COUNTER_NAMES = ("n_drops_buffer", "", "n_drops_truncated", "", "n_drops_scratch
                  "", "n_drops_ia32", "n_retries_buffer")  # index = the probe's C_* counter ("": no longer counted)
 SWEEP_INTERVAL_S = 30.0
 POLL_SLICE_MS = 10
+# Records decoded per poll. The agent batches, encodes and produces what a poll returns before draining again, so
+# a bounded poll keeps each turn short (~30 ms at 16k) and the ring buffer drained steadily; an unbounded one let a
+# backlog grow into one long turn while the probe kept writing (drops at 200k events/s that a 16k poll does not have).
+POLL_MAX_EVENTS = 16384
 KIND_NAMES = {KIND_EXEC: "execve", KIND_FORK: "clone", KIND_EXIT: "procexit"}
 
 
@@ -175,7 +179,7 @@ class Capture:
 
     # --- reading -------------------------------------------------------------------------------------------
 
-    def poll(self, timeout_ms: int = 100, max_events: int = 1 << 20) -> list[Event]:
+    def poll(self, timeout_ms: int = 100, max_events: int = POLL_MAX_EVENTS) -> list[Event]:
         """Events captured since the last poll, in capture order; waits up to timeout_ms when there are none."""
         ring = self._ring
         if ring is None:

@@ -326,7 +326,11 @@ def run_sweep(binary: Path, target: Path, rates: list[int], seconds: float, brok
                    # Other processes' events keep arriving (the capture is system-wide): "in flight" is what was
                    # captured but not yet published when the counters were read, not a loss.
                    "state_only": state_only, "in_flight": max(0.0, captured - state_only - published),
-                   "zero_loss": drops == 0}
+                   "zero_loss": drops == 0,
+                   # the sensor's own CPU (user + system, its process_cpu_seconds_total) over the rate and catch-up
+                   "sensor_cpu_s": round(delta("process_cpu_seconds_total"), 2),
+                   "sensor_cpu_us_per_event": round(delta("process_cpu_seconds_total") / captured * 1e6, 2)
+                   if captured else None}
             print("sweep", row, flush=True)
             out.append(row)
     return out

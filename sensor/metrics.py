@@ -14,7 +14,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -27,6 +27,7 @@ class SensorMetrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes: the sensor's own cost
         self.n_evts = Counter("falcosecurity_scap_n_evts_total", "Events captured by the sensor.", registry=r)
         self.n_drops = Counter("falcosecurity_scap_n_drops_total", "Events lost, by where they were lost.",
                                ["reason"], registry=r)

@@ -328,6 +328,7 @@ def test_metrics_use_falcos_names(fleet: Fleet) -> None:
     assert fleet.metric("falcosecurity_falco_n_threads") >= 4
     assert fleet.metric("peregrine_worker_state_entries", table="proctable") >= 4
     assert fleet.metric("falcosecurity_falco_n_drops_full_threadtable") == 0
+    assert fleet.metric("process_cpu_seconds_total") > 0  # each worker's own cost
     samples = metrics_samples(fleet.ports["a"])
     lags = [lbl for (name, lbl), _ in samples.items() if name == "peregrine_worker_consumer_lag"]
     assert lags and all(dict(lbl)["topic"] == fleet.cfg.kafka.topics.events for lbl in lags)

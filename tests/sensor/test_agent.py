@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 import time
@@ -85,6 +86,8 @@ def test_metrics_and_health_endpoints(kafka_config: Config, tmp_path: Path) -> N
     assert "peregrine_sensor_batch_events_count 4.0" in text
     assert "peregrine_sensor_journal_bytes 0.0" in text
     assert "peregrine_sensor_producer_queue_length" in text
+    cpu = re.search(r"^process_cpu_seconds_total ([0-9.e+-]+)$", text, re.M)  # what the sensor itself costs
+    assert cpu is not None and float(cpu.group(1)) > 0
     assert health.status_code == 200 and health.json()["status"] == "ok"
 
 

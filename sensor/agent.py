@@ -106,6 +106,8 @@ class LiveSource:
     def close(self) -> None:
         if self._capture is not None:
             self._capture.close()
+        if self.metadata is not None:
+            self.metadata.close()
 
 
 @dataclass

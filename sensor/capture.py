@@ -197,6 +197,7 @@ class Capture:
                     break
                 ring.wait(min(left_ms, POLL_SLICE_MS))
                 n = ring.drain(dec.decode_many, max_events)
+        dec.late_containers()
         dec.out = []
         if time.monotonic() >= self._next_sweep:
             self.procs.sweep()

@@ -21,6 +21,8 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -453,18 +455,29 @@ class ContainerMetadata:
     A container whose state was not found (yet: a race with the runtime, or a runtime we do not read) is
     looked up again at its later execs, at most RETRIES times, a second apart. Remembered ids are bounded;
     a forgotten one is simply announced again.
+
+    CRI (labels, pod IP) is asked on a thread of its own: the capture loop waits for the answer at most
+    `cri_wait_s` (a healthy runtime answers in ~2 ms, so the first meta event usually has everything). A later
+    answer is not lost: `late()` hands over the complete args, which the capture sends as a second meta event
+    for the container, so a slow or hung runtime costs the capture milliseconds, not the CRI deadline.
     """
 
     RETRIES = 3
     RETRY_S = 1.0
+    CRI_WAIT_S = 0.02
 
-    def __init__(self, roots: StateRoots | None = None, max_containers: int = 4096, cri: CriClient | None = None) -> None:
+    def __init__(self, roots: StateRoots | None = None, max_containers: int = 4096, cri: CriClient | None = None,
+                 cri_wait_s: float = CRI_WAIT_S) -> None:
         self.state = RuntimeState(roots)
         self.cri = cri
+        self.cri_wait_s = cri_wait_s
         self.max_containers = max_containers
         self.lookups = 0
         self.failures = 0  # lookups that raised (a malformed state file): counted, never propagated
+        self.cri_late = 0  # CRI answers that came after the capture stopped waiting (sent as a second meta event)
         self._seen: OrderedDict[str, _Seen] = OrderedDict()
+        self._cri_pool = ThreadPoolExecutor(1, thread_name_prefix="peregrine-cri") if cri is not None else None
+        self._asking: dict[str, _Asking] = {}  # full id -> the CRI question still out
 
     def announce(self, ref: ContainerRef) -> dict[str, str] | None:
         """The meta event's args when this container is new or now better known; None when already sent."""
@@ -474,10 +487,10 @@ class ContainerMetadata:
             self._seen.move_to_end(ref.full_id)
             if seen.complete or seen.tries >= self.RETRIES or now < seen.next_try:
                 return None
-        info = self.lookup(ref)
-        # The runtime's files answered but its CRI socket did not (backing off, timed out): labels may be
-        # missing, so send what is known and ask again at a later exec (at most RETRIES times).
-        partial = info is not None and self.cri is not None and self.cri.degraded
+        info, partial = self.lookup(ref)
+        # The runtime's files answered but its CRI socket did not (backing off, timed out, still thinking):
+        # labels may be missing, so send what is known; a late CRI answer comes through late(), and a failed one
+        # is asked again at a later exec (at most RETRIES times).
         if seen is not None and info is None:
             seen.tries += 1
             seen.next_try = now + self.RETRY_S
@@ -490,23 +503,82 @@ class ContainerMetadata:
             seen.tries += 1
             seen.next_try = now + self.RETRY_S
         seen.complete = info is not None and not partial
-        args = {"id": ref.id, "type": ref.type, "full_id": ref.full_id}
-        if info is not None:
-            args.update(info.as_args())
-            args["type"] = info.type or ref.type
-        return args
+        return _args(ref, info)
 
-    def lookup(self, ref: ContainerRef) -> ContainerInfo | None:
+    def lookup(self, ref: ContainerRef) -> tuple[ContainerInfo | None, bool]:
+        """(what is known, whether CRI's part may be missing)."""
         self.lookups += 1
         try:
             info = self.state.read(ref)
-            if self.cri is not None:
-                cri = self.cri.lookup(ref.full_id, info.sandbox_id if info else "")
-                if cri is not None:
-                    info = info or ContainerInfo(type=ref.type)
-                    info.add_cri(cri)
-            return info
         except Exception:  # a state file of a shape we did not expect must not stop the capture
             self.failures += 1
             log.warning("container %s: reading the runtime's state failed", ref.full_id, exc_info=True)
-            return None
+            return None, False
+        if self._cri_pool is None:
+            return info, False
+        asking = self._asking.pop(ref.full_id, None)
+        if asking is None:
+            asking = _Asking(ref, self._cri_pool.submit(self._ask_cri, ref.full_id, info.sandbox_id if info else ""))
+        asking.files = info
+        try:
+            cri, degraded = asking.answer.result(timeout=self.cri_wait_s)
+        except FutureTimeout:
+            self._asking[ref.full_id] = asking
+            return info, info is not None
+        return _merge(ref, info, cri), degraded and info is not None
+
+    def late(self) -> list[dict[str, str]]:
+        """The complete args of containers whose CRI answer arrived after announce() stopped waiting."""
+        if not self._asking:
+            return []
+        out = []
+        for full_id, asking in list(self._asking.items()):
+            if not asking.answer.done():
+                continue
+            del self._asking[full_id]
+            cri, degraded = asking.answer.result()
+            seen = self._seen.get(full_id)
+            if cri is None:
+                continue  # not found (nothing more to say), or failed: a later exec asks again
+            self.cri_late += 1
+            if seen is not None and not degraded:
+                seen.complete = True
+            out.append(_args(asking.ref, _merge(asking.ref, asking.files, cri)))
+        return out
+
+    def _ask_cri(self, full_id: str, sandbox_id: str) -> tuple[CriInfo | None, bool]:
+        """On the CRI thread: the answer, and whether a socket was skipped or failed."""
+        assert self.cri is not None
+        try:
+            cri = self.cri.lookup(full_id, sandbox_id)
+        except Exception:
+            log.warning("container %s: the CRI lookup failed", full_id, exc_info=True)
+            return None, True
+        return cri, self.cri.degraded
+
+    def close(self) -> None:
+        if self._cri_pool is not None:
+            self._cri_pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class _Asking:
+    ref: ContainerRef
+    answer: Future[tuple[CriInfo | None, bool]]
+    files: ContainerInfo | None = None  # what the runtime's files said, to merge the answer into
+
+
+def _merge(ref: ContainerRef, files: ContainerInfo | None, cri: CriInfo | None) -> ContainerInfo | None:
+    if cri is None:
+        return files
+    info = replace(files) if files is not None else ContainerInfo(type=ref.type)
+    info.add_cri(cri)
+    return info
+
+
+def _args(ref: ContainerRef, info: ContainerInfo | None) -> dict[str, str]:
+    args = {"id": ref.id, "type": ref.type, "full_id": ref.full_id}
+    if info is not None:
+        args.update(info.as_args())
+        args["type"] = info.type or ref.type
+    return args

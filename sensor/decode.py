@@ -219,6 +219,15 @@ class Decoder:
                 st.fds[res] = FdInfo(name)
         return args
 
+    def late_containers(self) -> None:
+        """Appends a second container meta event for each container whose CRI answer (labels, pod IP) came after
+        the capture stopped waiting for it (ContainerMetadata.late): complete, it replaces the first."""
+        late = self.containers.late()
+        if late:
+            header: Event = {"ts": time.time_ns(), "tid": 0, "pid": 0, "ppid": 0, "uid": 0, "gid": 0, "euid": 0,
+                             "loginuid": -1, "comm": ""}
+            self.out.extend(_meta(header, "container", args) for args in late)
+
     def _group(self, gid: int, ev: Event) -> None:
         self.known_gids.add(gid)
         try:

@@ -116,6 +116,11 @@ class ContainerLookupCollector(Collector):
             calls.add_metric(["failed"], cri.failures)
             calls.add_metric(["skipped"], cri.skipped)
             yield calls
+            late = CounterMetricFamily("peregrine_sensor_cri_late_answers",
+                                       "CRI answers that came after the capture stopped waiting for them "
+                                       "(ContainerMetadata.cri_wait_s) and went out as a second container meta event.")
+            late.add_metric([], meta.cri_late)
+            yield late
 
 
 @dataclass

@@ -310,6 +310,62 @@ def test_labels_missed_while_the_runtime_hung_are_fetched_at_a_later_exec(cri: C
     assert meta.announce(ref) is None  # complete now: never again
 
 
+def test_a_hung_runtime_costs_the_capture_milliseconds_and_the_files_still_answer(cri: CriContainerd,
+                                                                                  tmp_path: Path) -> None:
+    """CRI is asked on its own thread: with a socket that accepts and never answers, announcing a container
+    returns what the runtime's files say after cri_wait_s, not after the call's deadline."""
+    import socket
+
+    _pod, cid = run_labelled_container(cri, attempt=3)
+    roots = StateRoots.from_mapping({"containerd": str(cri.task_root), "containers_run": "", "containers_storage": "",
+                                     "docker": ""})
+    silent = socket.socket(socket.AF_UNIX)
+    silent.bind(str(tmp_path / "silent.sock"))
+    silent.listen()
+    meta = ContainerMetadata(roots, cri=CriClient([str(tmp_path / "silent.sock")], timeout_s=1.0))
+    try:
+        started = time.monotonic()
+        args = meta.announce(ContainerRef(id=cid[:12], type="containerd", full_id=cid))
+        took = time.monotonic() - started
+        assert args is not None and args["name"] and "labels" not in args
+        assert took < 0.3, f"the capture waited {took:.2f} s for a hung runtime"
+        time.sleep(1.5)  # the call's deadline passes on the CRI thread
+        assert meta.late() == [] and meta.cri.failures == 1  # nothing late to send; a later exec asks again
+    finally:
+        meta.close()
+        silent.close()
+
+
+def test_a_late_cri_answer_goes_out_as_a_second_meta_event(cri: CriContainerd, capture: Any) -> None:
+    """cri_wait_s=0: the capture never waits, so the first meta event has the files' view and CRI's labels
+    arrive in a second one, through the real probe's poll, and replace the first in the processor's table."""
+    _pod, cid = run_labelled_container(cri, attempt=4)
+    roots = StateRoots.from_mapping({"containerd": str(cri.task_root), "containers_run": "", "containers_storage": "",
+                                     "docker": ""})
+    from processor.state import HostState
+
+    meta = ContainerMetadata(roots, cri=CriClient([str(cri.socket)]), cri_wait_s=0.0)
+    capture.decoder.containers, before = meta, capture.decoder.containers
+    try:
+        first = meta.announce(ContainerRef(id=cid[:12], type="containerd", full_id=cid))
+        assert first is not None and first["name"] and "team" not in first.get("labels", "")
+        deadline = time.monotonic() + 10
+        late: list[dict[str, Any]] = []
+        while not late and time.monotonic() < deadline:
+            late = [e for e in capture.poll(100) if e["type"] == "container" and e["args"]["full_id"] == cid]
+        assert late, "the CRI answer never went out"
+        [second] = late
+        assert "team" in second["args"]["labels"] and second["args"]["name"] == first["name"]
+        assert meta.cri_late == 1 and meta.announce(ContainerRef(id=cid[:12], type="containerd", full_id=cid)) is None
+        state = HostState(procs={}, users={}, containers={})
+        state.apply("node-a", {"type": "container", "pid": 0, "tid": 0, "args": first})
+        state.apply("node-a", second)
+        assert "team" in state.containers[f"node-a|{cid[:12]}"]["labels"]
+    finally:
+        capture.decoder.containers = before
+        meta.close()
+
+
 def test_the_pod_ip_comes_from_the_runtime_over_cri(cri: CriContainerd, capture: Any) -> None:
     """A pod with a network namespace of its own gets its address from CNI (a bridge and host-local IPAM); the
     sensor's container meta event carries it, and k8s.pod.ip prints it."""

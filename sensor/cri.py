@@ -4,9 +4,10 @@ The runtime's files (sensor/container_runtime.py) name a container, its image, p
 only in the runtime's database: kubelet, crictl and Falco's container plugin ask for them over CRI
 (`ContainerStatus`, `PodSandboxStatus`), and so does the sensor, once per new container and once per pod. The
 messages are Kubernetes' own (sensor/cri_api); a missing socket, an unknown container or a slow runtime leaves
-the fields empty, never the capture waiting for long: each call has a deadline, and a socket that let one
-pass (a hung or overloaded runtime) is left alone for a while, so a burst of new containers costs the capture
-loop one deadline, not one per container.
+the fields empty, never the capture waiting: ContainerMetadata asks on a thread of its own and waits a few
+milliseconds at most (a late answer goes out as a second meta event). Each call has a deadline, and a socket that
+let one pass (a hung or overloaded runtime) is left alone for a while, so a burst of new containers costs that
+thread one deadline, not one per container.
 """
 
 from __future__ import annotations

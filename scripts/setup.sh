@@ -13,10 +13,15 @@ need_root() {
   fi
 }
 
+PY="${PEREGRINE_PYTHON:-$(command -v python3.11 || command -v python3)}"
 apt_missing=()
-for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 rsyslog rsyslog-gnutls chromium containerd runc busybox-static containernetworking-plugins; do
+# gcc (and the interpreter's headers) build the sensor's C hot path (schemas/batch_writer.c, sensor/record_decoder.c).
+for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 rsyslog rsyslog-gnutls chromium containerd runc busybox-static containernetworking-plugins gcc libc6-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$pkg")
 done
+if ! "$PY" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+  apt_missing+=("python3-dev")
+fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   need_root
   say "installing Debian packages: ${apt_missing[*]}"
@@ -43,7 +48,6 @@ if [ ! -e "$MODDIR/build/include" ] || [ ! -e "$MODDIR/source/include" ]; then
   say "linked $MODDIR/build -> $hdr_arch and source -> $hdr_common"
 fi
 
-PY="${PEREGRINE_PYTHON:-$(command -v python3.11 || command -v python3)}"
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating virtual environment $VENV"
   "$PY" -m venv "$VENV"
@@ -62,6 +66,9 @@ if [ ! -f "$STAMP" ] || [ "$REQ" -nt "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt 
   say "installing pinned Python dependencies"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"
+  "$VENV/bin/python" -c 'from schemas.codec import batch_writer; from sensor.decode import _record_decoder
+assert batch_writer() == "c" and _record_decoder is not None' 2>/dev/null \
+    || say "warning: the sensor's C hot path did not build (no compiler or Python headers?): it runs, several times slower"
   touch "$STAMP"
 fi
 "$VENV/bin/python" -c 'import bcc' 2>/dev/null || { say "error: 'import bcc' fails in $VENV (python3-bpfcc missing?)"; exit 1; }

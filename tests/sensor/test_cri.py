@@ -356,7 +356,8 @@ def test_a_late_cri_answer_goes_out_as_a_second_meta_event(cri: CriContainerd, c
         assert late, "the CRI answer never went out"
         [second] = late
         assert "team" in second["args"]["labels"] and second["args"]["name"] == first["name"]
-        assert meta.cri_late == 1 and meta.announce(ContainerRef(id=cid[:12], type="containerd", full_id=cid)) is None
+        # (other containers the capture sees exec meanwhile, from earlier tests, are announced late too)
+        assert meta.cri_late >= 1 and meta.announce(ContainerRef(id=cid[:12], type="containerd", full_id=cid)) is None
         state = HostState(procs={}, users={}, containers={})
         state.apply("node-a", {"type": "container", "pid": 0, "tid": 0, "args": first})
         state.apply("node-a", second)

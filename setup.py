@@ -10,4 +10,5 @@ C_FLAGS = ["-O2", "-Wall"]
 setup(ext_modules=[
     Extension("schemas._batch_writer", ["schemas/batch_writer.c"], optional=True, extra_compile_args=C_FLAGS),
     Extension("sensor._record_decoder", ["sensor/record_decoder.c"], optional=True, extra_compile_args=C_FLAGS),
+    Extension("sensor._ring_scan", ["sensor/ring_scan.c"], optional=True, extra_compile_args=C_FLAGS),
 ])

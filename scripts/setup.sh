@@ -61,13 +61,13 @@ fi
 STAMP="$VENV/.peregrine-installed"
 REQ="$ROOT/requirements.lock"
 if [ ! -f "$STAMP" ] || [ "$REQ" -nt "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] \
-   || [ "$ROOT/setup.py" -nt "$STAMP" ] || [ "$ROOT/schemas/batch_writer.c" -nt "$STAMP" ] \
-   || [ "$ROOT/sensor/record_decoder.c" -nt "$STAMP" ]; then
+   || [ "$ROOT/setup.py" -nt "$STAMP" ] \
+   || [ -n "$(find "$ROOT/schemas" "$ROOT/sensor" -maxdepth 1 -name '*.c' ! -name '*.bpf.c' -newer "$STAMP")" ]; then
   say "installing pinned Python dependencies"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"
   "$VENV/bin/python" -c 'from schemas.codec import batch_writer; from sensor.decode import _record_decoder
-assert batch_writer() == "c" and _record_decoder is not None' 2>/dev/null \
+from sensor.ringbuf import c_scan; assert batch_writer() == "c" and _record_decoder and c_scan' 2>/dev/null \
     || say "warning: the sensor's C hot path did not build (no compiler or Python headers?): it runs, several times slower"
   touch "$STAMP"
 fi

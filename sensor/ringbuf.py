@@ -1,8 +1,8 @@
 """Consumer side of a BPF ring buffer map, read straight from its mmap'ed pages.
 
 bcc's ring_buffer__poll calls back into Python once per record through ctypes; here Python reads the
-producer position once, walks every committed record in place (struct unpacks from the mapping) and frees the
-whole batch with one store of the consumer position: the buffer is touched once per batch.
+producer position once, has every committed record's offset found in place (ring_scan.c walks the headers) and
+frees the whole batch with one store of the consumer position: the buffer is touched once per batch.
 Layout (kernel/bpf/ringbuf.c): page 0 = consumer position (rw), page 1 = producer position, then the data
 area mapped twice so a record that wraps is contiguous. Each record: u32 len (bit 31 busy, bit 30 discard),
 u32 page offset, data padded to 8 bytes.
@@ -15,10 +15,38 @@ import select
 import struct
 from collections.abc import Callable
 
+try:  # the per-record walk in C (sensor/ring_scan.c), built by `pip install`; the Python loop below otherwise
+    from sensor._ring_scan import scan as c_scan  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - the test suite asserts it is built here
+    c_scan = None
+
 BUSY = 1 << 31
 DISCARD = 1 << 30
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
+
+
+def scan(view: mmap.mmap | bytes, base: int, mask: int, cons: int, prod: int, limit: int) -> tuple[list[int], int]:
+    """The data offsets of up to `limit` committed, not discarded records from `cons` towards `prod`, and the
+    consumer position after them (past discarded ones too); stops at a record still being written."""
+    if c_scan is not None:
+        return c_scan(view, base, mask, cons, prod, limit)  # type: ignore[no-any-return]
+    return scan_py(view, base, mask, cons, prod, limit)
+
+
+def scan_py(view: mmap.mmap | bytes, base: int, mask: int, cons: int, prod: int,
+            limit: int) -> tuple[list[int], int]:
+    unpack = _U32.unpack_from
+    offsets: list[int] = []
+    while cons < prod and len(offsets) < limit:
+        off = base + (cons & mask)
+        hlen = unpack(view, off)[0]
+        if hlen & BUSY:
+            break
+        if not hlen & DISCARD:
+            offsets.append(off + 8)
+        cons += ((hlen & ~(BUSY | DISCARD)) + 15) & ~7
+    return offsets, cons
 
 
 class RingReader:
@@ -48,19 +76,11 @@ class RingReader:
         prod = _U64.unpack_from(self._prod, 0)[0]
         # The mmap itself, not a memoryview: struct unpacks from it in place and its slices are bytes,
         # which decode faster than memoryview slices.
-        view, base, mask, unpack = self._prod, self.data_base, self.mask, _U32.unpack_from
+        view, base, mask = self._prod, self.data_base, self.mask
         total = 0
         while cons < prod and total < max_records:
-            offsets: list[int] = []
             limit = min(chunk, max_records - total)
-            while cons < prod and len(offsets) < limit:
-                off = base + (cons & mask)
-                hlen = unpack(view, off)[0]
-                if hlen & BUSY:
-                    break
-                if not hlen & DISCARD:
-                    offsets.append(off + 8)
-                cons += ((hlen & ~(BUSY | DISCARD)) + 15) & ~7
+            offsets, cons = scan(view, base, mask, cons, prod, limit)
             if not offsets:
                 _U64.pack_into(self._cons, 0, cons)
                 break

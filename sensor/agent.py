@@ -270,7 +270,7 @@ class Agent:
         self.metrics = SensorMetrics()
         self.health = Health(detail=self._health_detail)
         cap = record_cap(cfg.sensor.batch_max_bytes, resolve(cfg.kafka).max_record_bytes)
-        self.seq = SeqStore(self.state_dir / "seq.json")
+        self.seq = SeqStore(self.state_dir / "seq.state", legacy=self.state_dir / "seq.json")
         self.batcher = Batcher(self.hostname, self.sensor_id,
                                BatchLimits(cfg.sensor.batch_max_events, cap, cfg.sensor.linger_ms), self.seq,
                                on_oversize=lambda _e, _n: self._own_drop("max_event_size", 1))

@@ -98,7 +98,35 @@ def test_linger_seals_a_partial_batch(tmp_path: Path) -> None:
     assert not batcher.due(now=99.0)
 
 
+def test_sequence_numbers_survive_a_crash_a_torn_write_and_the_older_format(tmp_path: Path) -> None:
+    limits = BatchLimits(max_events=10, max_bytes=900_000, linger_ms=100)
+    crashed = Batcher("h1", "s", limits, SeqStore(tmp_path / "seq.state"))
+    crashed.add([make_event(i) for i in range(35)])  # 3 batches sealed, then the process dies: no close()
+    after_crash = SeqStore(tmp_path / "seq.state")
+    assert (after_crash.next_batch_seq, after_crash.next_event_seq) == (3, 30)
+    after_crash.advance(10)
+    after_crash.advance(10)  # (5, 50) in one slot, (4, 40) in the other
+    # A power cut tore the newest slot's write: the other slot, one batch older, is read.
+    raw = bytearray((tmp_path / "seq.state").read_bytes())
+    newest = max((0, 32), key=lambda off: SeqStore.SLOT.unpack_from(raw, off)[0])
+    raw[newest + 10] ^= 0xFF
+    (tmp_path / "seq.state").write_bytes(bytes(raw))
+    torn = SeqStore(tmp_path / "seq.state")
+    assert (torn.next_batch_seq, torn.next_event_seq) == (4, 40)
+    torn.close()
+    # A sensor upgraded in place finds the JSON file of the older release and carries on from it.
+    (tmp_path / "seq.json").write_text('{"next_event_seq": 1234, "next_batch_seq": 56}')
+    upgraded = SeqStore(tmp_path / "new.state", legacy=tmp_path / "seq.json")
+    assert (upgraded.next_batch_seq, upgraded.next_event_seq) == (56, 1234) and not (tmp_path / "seq.json").exists()
+    upgraded.advance(4)
+    upgraded.close()
+    assert (SeqStore(tmp_path / "new.state").next_batch_seq, SeqStore(tmp_path / "new.state").next_event_seq) == (57, 1238)
+
+
 def test_unreadable_sequence_state_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "seq.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"seq.json: unreadable sequence state"):
         SeqStore(tmp_path / "seq.json")
+    (tmp_path / "seq.state").write_bytes(b"\x07" * 64)  # neither slot intact
+    with pytest.raises(ValueError, match=r"seq.state: unreadable sequence state \(no intact slot\)"):
+        SeqStore(tmp_path / "seq.state")

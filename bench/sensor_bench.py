@@ -327,6 +327,7 @@ def run_sweep(binary: Path, target: Path, rates: list[int], seconds: float, brok
                    # captured but not yet published when the counters were read, not a loss.
                    "state_only": state_only, "in_flight": max(0.0, captured - state_only - published),
                    "zero_loss": drops == 0,
+                   "journaled_batches": delta("peregrine_sensor_journaled_batches_total"),
                    # the sensor's own CPU (user + system, its process_cpu_seconds_total) over the rate and catch-up
                    "sensor_cpu_s": round(delta("process_cpu_seconds_total"), 2),
                    "sensor_cpu_us_per_event": round(delta("process_cpu_seconds_total") / captured * 1e6, 2)

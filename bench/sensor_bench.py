@@ -176,9 +176,7 @@ def peregrine_sensor(broker: LocalKafka, work: Path, rules_files: list[str] | No
         rules = work / "bench_rules.yaml"
         rules.write_text(BENCH_RULES)
         rules_files = [str(rules)]
-    profile = os.environ.get("PEREGRINE_BENCH_PROFILE")  # a file: cProfile the sensor into it (sweep only)
-    cmd = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
-           "-m", "peregrine_cli.main", "sensor", "--rules", *rules_files]
+    cmd = [sys.executable, "-m", "peregrine_cli.main", "sensor", "--rules", *rules_files]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=sensor_env(work / "sensor-state", broker, port),
                             stdout=subprocess.DEVNULL, stderr=open(work / "sensor.log", "wb"))  # noqa: SIM115
     try:

@@ -140,12 +140,10 @@ static PyObject *openat_args(const char *r, Py_ssize_t room, long long res, PyOb
                              PyObject *proctable, PyObject *fdinfo, Py_ssize_t max_fds) {
     int32_t dirfd = (int32_t)u32(r + OFF_ARGS);
     uint16_t n = u16(r + OFF_BLOBLEN);
-    if (HDR_SIZE + (Py_ssize_t)n > room) {
-        PyErr_SetString(PyExc_ValueError, "openat record shorter than its path");
-        return NULL;
-    }
     const char *path = r + HDR_SIZE;
     Py_ssize_t plen = n ? n - 1 : 0;
+    if (HDR_SIZE + plen > room)  /* never from the probe; cut at the mapping's end, as Python's slice would be */
+        plen = room - HDR_SIZE;
     PyObject *name = PyUnicode_DecodeUTF8(path, plen, "replace");
     PyObject *args = PyDict_New();
     if (!name || !args) goto fail;

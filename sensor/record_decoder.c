@@ -11,6 +11,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -229,6 +230,16 @@ fail:
     return NULL;
 }
 
+/* Boot-clock ns + the epoch offset; as Python's int would give it even for a (never seen) huge raw value. */
+static PyObject *event_time(uint64_t raw, long long epoch, PyObject *epoch_obj) {
+    if (epoch >= 0 && raw <= (uint64_t)(LLONG_MAX - epoch)) return PyLong_FromLongLong((long long)raw + epoch);
+    PyObject *r = PyLong_FromUnsignedLongLong(raw);
+    if (!r) return NULL;
+    PyObject *sum = PyNumber_Add(r, epoch_obj);
+    Py_DECREF(r);
+    return sum;
+}
+
 /* A user or group the sensor has not announced yet: the decoder's Python method emits its meta event. */
 static int announce(PyObject *known, uint32_t id, PyObject *decoder, PyObject *method, PyObject *ev, int *meta) {
     PyObject *key = PyLong_FromUnsignedLong(id);
@@ -311,7 +322,7 @@ static PyObject *decode_many(PyObject *self, PyObject *const *a, Py_ssize_t narg
                 : close_args(r, res, pid, procs);
         }
         if (args && (ev = PyDict_New())) {
-            if (set_steal(ev, K_ts, PyLong_FromLongLong((long long)u64(r + OFF_TS) + epoch)) < 0
+            if (set_steal(ev, K_ts, event_time(u64(r + OFF_TS), epoch, PyTuple_GET_ITEM(ctx, 7))) < 0
                 || PyDict_SetItem(ev, K_type, kind == nr_openat ? type_openat : type_close) < 0
                 || set_steal(ev, K_tid, PyLong_FromUnsignedLong(u32(r + OFF_TID))) < 0
                 || PyDict_SetItem(ev, K_pid, pid) < 0

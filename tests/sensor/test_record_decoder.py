@@ -151,3 +151,21 @@ def test_a_record_outside_the_buffer_is_an_error_and_a_short_one_is_cut() -> Non
         dec.out, dec.epoch = [], 0
         getattr(dec, fn)(rec[:-5], [0])
     assert c.out == py.out and c.out[-1]["args"]["name"] == "/etc/pa"
+
+
+def test_garbage_records_decode_as_in_python_and_never_crash() -> None:
+    """Random header bytes and path lengths (only the kind and pid forced; records end where the buffer does):
+    whatever the C decoder makes of them, the Python decoder makes the same."""
+    rng = random.Random(20261129)
+    for _ in range(20):
+        records = []
+        for _ in range(50):
+            raw = bytearray(rng.randbytes(HDR.size + rng.randrange(0, 300)))
+            struct_fields = list(HDR.unpack_from(raw))
+            struct_fields[9] = rng.choice([OPENAT, CLOSE])
+            struct_fields[12] = NO_PID + rng.randrange(3)
+            struct_fields[14] = struct_fields[15] = 0  # uid/gid: not the host's user database under test
+            struct_fields[18] = rng.choice([rng.randrange(0, len(raw) - HDR.size + 1), rng.randrange(0, 1 << 16)])
+            raw[:HDR.size] = HDR.pack(*struct_fields)
+            records.append(bytes(raw))
+        assert_same(*both(records))

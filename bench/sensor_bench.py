@@ -148,6 +148,18 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
+def longest_bucket(after: dict[str, float], before: dict[str, float]) -> str:
+    """The smallest loop-turn bucket bound that holds every turn of the interval."""
+    count = after.get("peregrine_sensor_loop_turn_seconds_count", 0.0) - before.get(
+        "peregrine_sensor_loop_turn_seconds_count", 0.0)
+    bounds = sorted((float(k.split("le=")[1].rstrip("}")), k) for k in after
+                    if k.startswith("peregrine_sensor_loop_turn_seconds_bucket{") and "+Inf" not in k)
+    for bound, key in bounds:
+        if after[key] - before.get(key, 0.0) >= count:
+            return f"<= {bound:g} s"
+    return "> the largest bucket"
+
+
 def sensor_env(state: Path, broker: LocalKafka, metrics_port: int) -> dict[str, str]:
     return dict(os.environ, PEREGRINE_STATE_DIR=str(state), PEREGRINE_HOSTNAME="bench-host",
                 PEREGRINE_KAFKA__BOOTSTRAP_SERVERS=broker.bootstrap, PEREGRINE_SENSOR__METRICS_PORT=str(metrics_port))
@@ -326,6 +338,12 @@ def run_sweep(binary: Path, target: Path, rates: list[int], seconds: float, brok
                    "state_only": state_only, "in_flight": max(0.0, captured - state_only - published),
                    "zero_loss": drops == 0,
                    "journaled_batches": delta("peregrine_sensor_journaled_batches_total"),
+                   # loop turns over 0.1 s and over 0.25 s (the 16 MiB ring buffer's span at 300k events/s ~0.3 s)
+                   "turns_over_0.1s": delta("peregrine_sensor_loop_turn_seconds_count")
+                   - delta('peregrine_sensor_loop_turn_seconds_bucket{le=0.1}'),
+                   "turns_over_0.25s": delta("peregrine_sensor_loop_turn_seconds_count")
+                   - delta('peregrine_sensor_loop_turn_seconds_bucket{le=0.25}'),
+                   "longest_turn_bucket": longest_bucket(after, before),
                    # the sensor's own CPU (user + system, its process_cpu_seconds_total) over the rate and catch-up
                    "sensor_cpu_s": round(delta("process_cpu_seconds_total"), 2),
                    "sensor_cpu_us_per_event": round(delta("process_cpu_seconds_total") / captured * 1e6, 2)

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 BATCH_EVENT_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 4096, 8192, 16384)
+LOOP_TURN_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BYTES_BUCKETS = (1 << 10, 16 << 10, 64 << 10, 128 << 10, 256 << 10, 512 << 10, 900_000, 1 << 20)
 
 
@@ -46,6 +47,11 @@ class SensorMetrics:
                                       buckets=BATCH_EVENT_BUCKETS, registry=r)
         self.batch_bytes = Histogram("peregrine_sensor_batch_bytes", "Encoded bytes per Kafka record.",
                                      buckets=BATCH_BYTES_BUCKETS, registry=r)
+        self.loop_turn = Histogram("peregrine_sensor_loop_turn_seconds",
+                                   "A turn of the capture loop that had records (decode them, batch, encode, produce). The "
+                                   "ring buffer holds what the probe writes meanwhile: turns near its span (about "
+                                   "0.3 s at 300k events/s with 16 MiB) are where buffer drops come from.",
+                                   buckets=LOOP_TURN_BUCKETS, registry=r)
         self.journal_bytes = Gauge("peregrine_sensor_journal_bytes", "Bytes in the spill journal not yet delivered.",
                                    registry=r)
         self.journaled = Counter("peregrine_sensor_journaled_batches_total", "Batches spilled to the journal.",

@@ -88,6 +88,8 @@ def test_metrics_and_health_endpoints(kafka_config: Config, tmp_path: Path) -> N
     assert "peregrine_sensor_producer_queue_length" in text
     cpu = re.search(r"^process_cpu_seconds_total ([0-9.e+-]+)$", text, re.M)  # what the sensor itself costs
     assert cpu is not None and float(cpu.group(1)) > 0
+    turns = re.search(r"^peregrine_sensor_loop_turn_seconds_count ([0-9.e+-]+)$", text, re.M)
+    assert turns is not None and float(turns.group(1)) >= 1  # the loop turns that had records are timed
     assert health.status_code == 200 and health.json()["status"] == "ok"
 
 

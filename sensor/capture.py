@@ -28,7 +28,7 @@ from sensor.syscalls import NR_SYSCALLS, NUMBERS, SYSCALLS, adaptive_set, filter
 from sensor.tracefs import TracefsError, tracefs_root, tracepoint_offsets
 
 PROBE_SOURCE = Path(__file__).with_name("probe.bpf.c")
-COUNTER_NAMES = ("n_drops_buffer", "", "n_drops_truncated", "", "n_drops_scratch_map",
+COUNTER_NAMES = ("n_drops_buffer", "n_drops_buffer_refused", "n_drops_truncated", "", "n_drops_scratch_map",
                  "", "n_drops_ia32", "n_retries_buffer")  # index = the probe's C_* counter ("": no longer counted)
 SWEEP_INTERVAL_S = 30.0
 POLL_SLICE_MS = 10

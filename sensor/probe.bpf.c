@@ -59,12 +59,14 @@
 
 // Loss/health counters (index into counters).
 #define C_RINGBUF_FULL 0
+#define C_RINGBUF_REFUSED 1         // the ring buffer refused a record it had room for, even after retries
 #define C_TRUNCATED 2
 #define C_SCRATCH 4
 #define C_EMITTED 5
 #define C_COMPAT 6
 #define C_OUTPUT_RETRY 7            // a failed ring-buffer output retried (not a loss unless C_RINGBUF_FULL)
 #define OUTPUT_RETRIES 256
+#define REFUSED_RETRIES 1024        // retries of a record refused while the buffer had room for it
 #define RETRY_HOLDOFF_NS 1000000ULL
 // The smallest record the ring buffer can take (its 8-byte record header + our header): with less free space
 // every output fails, so a syscall exit counts its drop at once instead of reading strings and paths first.
@@ -398,10 +400,24 @@ static __always_inline int submit(struct hdr *h, u32 off) {
     int err = events.ringbuf_output(h, len, flags);
     // A failed output is not always a full buffer: with the buffer nearly empty, on 6.18 (2 vCPUs) about 1
     // record in 10^5 fails at 25k records/s, returning in ~130 ns (no spinning on the ring buffer's lock), and
-    // trying again at once succeeds, mostly at the first retry, at worst after ~70. So a failure is retried
-    // up to OUTPUT_RETRIES times. When even that fails the buffer really is full (the reader is behind):
-    // this CPU then stops retrying for RETRY_HOLDOFF_NS, so an overload costs one retry burst per millisecond,
+    // trying again at once mostly succeeds. At 300k records/s such refusals outlasted 256 retries while at most
+    // 2 MB of the 16 MiB were queued. So while the buffer has room for the record, a refusal is retried up to
+    // REFUSED_RETRIES times (stopping as soon as the room is gone) and what is still refused is counted apart
+    // (n_drops_buffer_refused). Without room the buffer is full (the reader is behind): OUTPUT_RETRIES retries,
+    // then this CPU stops retrying for RETRY_HOLDOFF_NS, so an overload costs one retry burst per millisecond,
     // not one per traced syscall.
+    if (err && RING_BYTES - (u64)events.ringbuf_reserve(BPF_RB_AVAIL_DATA) >= (u64)len + 16) {
+        for (int i = 0; i < REFUSED_RETRIES && err; i++) {
+            count(C_OUTPUT_RETRY);
+            err = events.ringbuf_output(h, len, flags);
+            if (err && RING_BYTES - (u64)events.ringbuf_reserve(BPF_RB_AVAIL_DATA) < (u64)len + 16)
+                break;  // the buffer filled up meanwhile: a full buffer, handled below
+        }
+        if (err && RING_BYTES - (u64)events.ringbuf_reserve(BPF_RB_AVAIL_DATA) >= (u64)len + 16) {
+            count(C_RINGBUF_REFUSED);
+            return err;
+        }
+    }
     if (err) {
         u32 zero = 0;
         u64 *holdoff = ring_holdoff.lookup(&zero);

@@ -123,6 +123,35 @@ def test_sequence_numbers_survive_a_crash_a_torn_write_and_the_older_format(tmp_
     assert (SeqStore(tmp_path / "new.state").next_batch_seq, SeqStore(tmp_path / "new.state").next_event_seq) == (57, 1238)
 
 
+def test_a_slow_disk_sync_never_holds_up_sealing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fdatasync on ext4 can wait for other files' dirty data; it runs on the store's own thread, every interval."""
+    import os
+    import threading
+    import time
+
+    synced_on: list[str] = []
+    real_fdatasync = os.fdatasync
+
+    def slow_fdatasync(fd: int) -> None:
+        synced_on.append(threading.current_thread().name)
+        time.sleep(0.3)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", slow_fdatasync)
+    store = SeqStore(tmp_path / "seq.state", fsync_interval_s=0.1)
+    slowest = 0.0
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        store.advance(10)
+        slowest = max(slowest, time.monotonic() - started)
+        time.sleep(0.005)
+    store.close()
+    assert slowest < 0.1, f"advance() waited {slowest:.2f} s"
+    assert synced_on.count("peregrine-seq-sync") >= 2 and synced_on[-1] == "MainThread"  # and the last, at close
+    assert SeqStore(tmp_path / "seq.state").next_batch_seq == store.next_batch_seq
+
+
 def test_unreadable_sequence_state_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "seq.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"seq.json: unreadable sequence state"):

@@ -89,7 +89,7 @@ class Decoder:
         self.out: list[Event] = []  # where decode() appends, in capture order
         self._names: dict[int, str] = dict(NUMBERS)
         self._fast: dict[int, Callable[[Event, tuple[Any, ...], Buffer, int], Any]] = {
-            SYSCALLS["open"]: self._fast_open,  # (openat and close are decoded inline in decode_many)
+            SYSCALLS["open"]: self._fast_open,  # (openat and close: record_decoder.c, or inline in decode_many_py)
         }
         self._by_kind: dict[int, Callable[[Event, tuple[Any, ...], list[bytes]], None]] = {}
         for name, nr in SYSCALLS.items():

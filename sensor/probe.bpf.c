@@ -172,6 +172,11 @@ BPF_HASH(in_execveat, u32, u8, EXECVEAT_MAX);
 BPF_PERCPU_ARRAY(ring_holdoff, u64, 1);  // no output retries on this CPU before this time (ns)
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 
+// Bytes the ring buffer can still take (a query: see the bpf_ringbuf_reserve define above).
+static __always_inline u64 ring_free(void) {
+    return RING_BYTES - (u64)events.ringbuf_reserve(BPF_RB_AVAIL_DATA);
+}
+
 static __always_inline void count(u32 idx) {
     u64 *c = counters.lookup(&idx);
     if (c)
@@ -406,14 +411,14 @@ static __always_inline int submit(struct hdr *h, u32 off) {
     // (n_drops_buffer_refused). Without room the buffer is full (the reader is behind): OUTPUT_RETRIES retries,
     // then this CPU stops retrying for RETRY_HOLDOFF_NS, so an overload costs one retry burst per millisecond,
     // not one per traced syscall.
-    if (err && RING_BYTES - (u64)events.ringbuf_reserve(BPF_RB_AVAIL_DATA) >= (u64)len + 16) {
+    if (err && ring_free() >= (u64)len + 16) {
         for (int i = 0; i < REFUSED_RETRIES && err; i++) {
             count(C_OUTPUT_RETRY);
             err = events.ringbuf_output(h, len, flags);
-            if (err && RING_BYTES - (u64)events.ringbuf_reserve(BPF_RB_AVAIL_DATA) < (u64)len + 16)
+            if (err && ring_free() < (u64)len + 16)
                 break;  // the buffer filled up meanwhile: a full buffer, handled below
         }
-        if (err && RING_BYTES - (u64)events.ringbuf_reserve(BPF_RB_AVAIL_DATA) >= (u64)len + 16) {
+        if (err && ring_free() >= (u64)len + 16) {
             count(C_RINGBUF_REFUSED);
             return err;
         }
@@ -472,8 +477,7 @@ int tp_sys_exit(void *ctx) {
 #endif
     // Shed load early when the reader is behind: under a saturating loop most exits find the buffer full, and
     // building their record (strings, path walk, output retries) only to fail is most of the probe's cost.
-    u64 queued = (u64)events.ringbuf_reserve(BPF_RB_AVAIL_DATA);  // = bpf_ringbuf_query()
-    if (RING_BYTES - queued < RING_MIN_RECORD) {
+    if (ring_free() < RING_MIN_RECORD) {
         count(C_RINGBUF_FULL);
         return 0;
     }

@@ -1,6 +1,8 @@
 """Sensor benchmark: one syscall-heavy workload (bench/openclose.c, open+close of one file in a loop) run four
 ways in one run -- no monitor, the Peregrine sensor shipping to Kafka, auditd with an equivalent rule, and a bare
-bcc probe (also without a wakeup per record, `bcc_batched`, the floor for any probe that ships each event) --
+bcc probe (also without a wakeup per record, `bcc_batched`, the floor for any probe that ships each event; and two
+floors under any probe at all: `bcc_attach`, the program attached and filtering, and `bcc_clock`, that plus one clock
+read per event, neither shipping anything) --
 plus the shipping half alone (pre-built events batched, encoded and produced to Kafka in-process).
 
 Reports each slowdown against the unmonitored run of the same invocation, events shipped per second, events per
@@ -53,17 +55,23 @@ prog = '''
 BPF_RINGBUF_OUTPUT(events, 1024);
 BPF_PERCPU_ARRAY(lost, u64, 1);
 struct rec { u32 pid; u32 nr; s64 ret; u64 ts; };
+BPF_PERCPU_ARRAY(clk, u64, 1);
 TRACEPOINT_PROBE(raw_syscalls, sys_exit) {
     long nr = args->id;
     if (nr != 2 && nr != 3 && nr != 257 && nr != 437) return 0;
+    FLOOR
     struct rec r = {};
     r.pid = bpf_get_current_pid_tgid() >> 32; r.nr = nr; r.ret = args->ret; r.ts = bpf_ktime_get_ns();
     if (events.ringbuf_output(&r, sizeof(r), WAKE)) { u32 k = 0; u64 *c = lost.lookup(&k); if (c) *c += 1; }
     return 0;
 }
 '''
-batched = sys.argv[1:] == ["batched"]  # no wakeup per record; the reader looks every millisecond instead
-b = BPF(text=prog.replace("WAKE", "BPF_RB_NO_WAKEUP" if batched else "0"))
+mode = sys.argv[1] if sys.argv[1:] else ""
+batched = mode != ""  # no wakeup per record; the reader looks every millisecond instead
+# The floors under any probe: "attach" runs the program and filters (the tracepoint's own cost), "clock" also reads
+# the boot clock every event needs; neither ships anything.
+floor = {"attach": "return 0;", "clock": "u32 k0 = 0; u64 *t = clk.lookup(&k0); if (t) *t = bpf_ktime_get_boot_ns(); return 0;"}
+b = BPF(text=prog.replace("WAKE", "BPF_RB_NO_WAKEUP" if batched else "0").replace("FLOOR", floor.get(mode, "")))
 count = [0]
 def cb(ctx, data, size):
     count[0] += 1
@@ -414,10 +422,11 @@ def audit_lost() -> int:
 
 
 # -- bare bcc -----------------------------------------------------------------------------------------------------
-def run_bcc(binary: Path, iterations: int, target: Path, times: int, batched: bool = False) -> dict[str, Any]:
-    """The bare probe; batched: without a wakeup per record (as Peregrine's probe), the reader polling."""
-    proc = subprocess.Popen([sys.executable, "-c", BCC_PROBE] + (["batched"] if batched else []), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+def run_bcc(binary: Path, iterations: int, target: Path, times: int, mode: str = "") -> dict[str, Any]:
+    """The bare probe; "batched": without a wakeup per record (as Peregrine's probe), the reader polling; "attach"
+    and "clock": the floors (the program attached and filtering; that and a clock read), shipping nothing."""
+    proc = subprocess.Popen([sys.executable, "-c", BCC_PROBE] + ([mode] if mode else []), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None and proc.stdin is not None
     if proc.stdout.readline().strip() != "ready":
         raise RuntimeError("the bcc probe did not start")
@@ -436,7 +445,7 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=500_000, help="open+close pairs per run")
     parser.add_argument("--repeat", type=int, default=3, help="workload runs per mode (medians reported)")
     parser.add_argument("--ship-events", type=int, default=1_000_000, help="events for the shipping-half run")
-    parser.add_argument("--skip", action="append", default=[], choices=["peregrine", "auditd", "bcc", "bcc-batched", "ship"])
+    parser.add_argument("--skip", action="append", default=[], choices=["peregrine", "auditd", "bcc", "bcc-batched", "bcc-attach", "bcc-clock", "ship"])
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install auditd")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--sweep", help="only the zero-loss sweep: comma-separated offered rates (syscalls/s)")
@@ -487,9 +496,10 @@ def main() -> int:
         if "bcc" not in args.skip:
             results["bcc"] = run_bcc(binary, args.iterations, target, args.repeat)
             print("bcc", results["bcc"], flush=True)
-        if "bcc-batched" not in args.skip:
-            results["bcc_batched"] = run_bcc(binary, args.iterations, target, args.repeat, batched=True)
-            print("bcc_batched", results["bcc_batched"], flush=True)
+        for mode in ("batched", "attach", "clock"):
+            if f"bcc-{mode}" not in args.skip:
+                results[f"bcc_{mode}"] = run_bcc(binary, args.iterations, target, args.repeat, mode)
+                print(f"bcc_{mode}", results[f"bcc_{mode}"], flush=True)
         results["none_after"] = repeat(binary, args.iterations, target, args.repeat).summary()
         if "ship" not in args.skip:
             results["ship"] = run_shipping_half(args.ship_events, broker, work)
@@ -498,7 +508,7 @@ def main() -> int:
         broker.stop()
     base = (results["none"]["seconds"] + results["none_after"]["seconds"]) / 2
     base_cpu = (results["none"]["cpu_seconds"] + results["none_after"]["cpu_seconds"]) / 2
-    for mode in ("peregrine", "auditd", "bcc", "bcc_batched"):
+    for mode in ("peregrine", "auditd", "bcc", "bcc_batched", "bcc_attach", "bcc_clock"):
         if "seconds" in results.get(mode, {}):
             results[mode]["slowdown"] = results[mode]["seconds"] / base
             results[mode]["cpu_slowdown"] = results[mode]["cpu_seconds"] / base_cpu

@@ -28,7 +28,8 @@ from sensor.syscalls import NR_SYSCALLS, NUMBERS, SYSCALLS, adaptive_set, filter
 from sensor.tracefs import TracefsError, tracefs_root, tracepoint_offsets
 
 PROBE_SOURCE = Path(__file__).with_name("probe.bpf.c")
-COUNTER_NAMES = ("n_drops_buffer", "n_drops_buffer_refused", "n_drops_truncated", "", "n_drops_scratch_map",
+COUNTER_NAMES = ("n_drops_buffer", "n_drops_buffer_refused", "n_drops_truncated", "n_deferred_buffer",
+                 "n_drops_scratch_map",
                  "", "n_drops_ia32", "n_retries_buffer")  # index = the probe's C_* counter ("": no longer counted)
 SWEEP_INTERVAL_S = 30.0
 POLL_SLICE_MS = 10
@@ -60,7 +61,8 @@ def kernel_too_old(release: str) -> str | None:
 
 class Capture:
     def __init__(self, event_types: set[str] | None = None, argv_max: int = 32, ring_buffer_pages: int = 1024,
-                 capture_env: bool = False, path_components_max: int = 24) -> None:
+                 capture_env: bool = False, path_components_max: int = 24, fault_refuse_every: int = 0) -> None:
+        """`fault_refuse_every` (tests only): the probe treats every Nth record as refused by the ring buffer."""
         if ring_buffer_pages <= 0 or ring_buffer_pages & (ring_buffer_pages - 1):
             raise CaptureError(f"ring_buffer_pages={ring_buffer_pages}: must be a power of two (e.g. 1024)")
         self.types = adaptive_set(event_types)
@@ -68,6 +70,7 @@ class Capture:
         self.ring_pages = ring_buffer_pages
         self.capture_env = capture_env
         self.path_components_max = path_components_max
+        self.fault_refuse_every = fault_refuse_every
         self.procs = ProcTable()
         self.decoder = Decoder(self.procs, argv_max)
         self._bpf: Any = None
@@ -88,6 +91,7 @@ class Capture:
             PATH_COMPONENTS_MAX=self.path_components_max, CAPTURE_ENV=int(self.capture_env),
             NR_EXECVE=SYSCALLS["execve"], NR_EXECVEAT=SYSCALLS["execveat"], NR_CLONE=SYSCALLS["clone"],
             NR_CLONE3=SYSCALLS["clone3"], NR_VFORK=SYSCALLS["vfork"], NR_FORK=SYSCALLS["fork"],
+            FAULT_REFUSE_EVERY=self.fault_refuse_every,
         )
         return [f"-D{k}={v}" for k, v in sorted(defines.items())] + ["-Wno-unused-function"]
 

@@ -52,6 +52,9 @@ class SensorMetrics:
                                    "ring buffer holds what the probe writes meanwhile: turns near its span (about "
                                    "0.3 s at 300k events/s with 16 MiB) are where buffer drops come from.",
                                    buckets=LOOP_TURN_BUCKETS, registry=r)
+        self.ring_deferred = Counter("peregrine_sensor_ringbuf_deferred_records_total",
+                                     "Records the ring buffer refused with room to spare (a kernel quirk under load), kept on "
+                                     "their CPU and sent ahead of its next record: late, not lost.", registry=r)
         self.journal_bytes = Gauge("peregrine_sensor_journal_bytes", "Bytes in the spill journal not yet delivered.",
                                    registry=r)
         self.journaled = Counter("peregrine_sensor_journaled_batches_total", "Batches spilled to the journal.",
@@ -90,6 +93,12 @@ class SensorMetrics:
     def sync_drops(self, totals: Mapping[str, int]) -> None:
         """Fold cumulative counters (from the capture) into the drop counter, by their increase."""
         for reason, total in totals.items():
+            if reason == "n_deferred_buffer":
+                delta = total - self._drop_seen.get(reason, 0)
+                if delta > 0:
+                    self.ring_deferred.inc(delta)
+                    self._drop_seen[reason] = total
+                continue
             if not reason.startswith("n_drops_"):
                 continue  # information, not loss (e.g. n_args_truncated)
             delta = total - self._drop_seen.get(reason, 0)

@@ -61,6 +61,7 @@
 #define C_RINGBUF_FULL 0
 #define C_RINGBUF_REFUSED 1         // the ring buffer refused a record it had room for, even after retries
 #define C_TRUNCATED 2
+#define C_DEFERRED 3                // a refused record kept on its CPU and sent ahead of that CPU's next record
 #define C_SCRATCH 4
 #define C_EMITTED 5
 #define C_COMPAT 6
@@ -68,6 +69,11 @@
 #define OUTPUT_RETRIES 256
 #define REFUSED_RETRIES 1024        // retries of a record refused while the buffer had room for it
 #define RETRY_HOLDOFF_NS 1000000ULL
+// Tests only (Capture(fault_refuse_every=N)): every Nth record is treated as refused with room to spare, the
+// kernel's rare refusal, which no workload here provokes on demand. 0 in the sensor.
+#ifndef FAULT_REFUSE_EVERY
+#define FAULT_REFUSE_EVERY 0
+#endif
 // The smallest record the ring buffer can take (its 8-byte record header + our header): with less free space
 // every output fails, so a syscall exit counts its drop at once instead of reading strings and paths first.
 #define RING_MIN_RECORD (HDR_SIZE + 8)
@@ -170,6 +176,13 @@ BPF_PROG_ARRAY(tails, 4);
 // tracepoint runs (seen on 6.18), so its own enter tracepoint, which runs for no other syscall, marks it.
 BPF_HASH(in_execveat, u32, u8, EXECVEAT_MAX);
 BPF_PERCPU_ARRAY(ring_holdoff, u64, 1);  // no output retries on this CPU before this time (ns)
+// One record per CPU that the ring buffer refused while it had room: sent before that CPU's next record.
+// (The length apart: a per-CPU value can be at most 32 KiB, the record's whole room.)
+struct deferred_t {
+    u8 data[SCRATCH_SIZE];
+};
+BPF_PERCPU_ARRAY(deferred, struct deferred_t, 1);
+BPF_PERCPU_ARRAY(deferred_len, u32, 1);
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 
 // Bytes the ring buffer can still take (a query: see the bpf_ringbuf_reserve define above).
@@ -402,29 +415,48 @@ static __always_inline int submit(struct hdr *h, u32 off) {
         if ((*emitted & (WAKEUP_EVERY - 1)) == 0)
             flags = 0;
     }
-    int err = events.ringbuf_output(h, len, flags);
+    u32 zero = 0;
+    u32 *dlen = deferred_len.lookup(&zero);
+    if (dlen && *dlen) {  // a record refused earlier on this CPU goes first: this CPU's records stay in order
+        struct deferred_t *d = deferred.lookup(&zero);
+        if (d) {
+            void *rec = d->data;
+            if (events.ringbuf_output(rec, bounded(*dlen, SCRATCH_SIZE), 0) == 0)
+                *dlen = 0;
+        }
+    }
+    int forced = FAULT_REFUSE_EVERY && emitted && (*emitted % (FAULT_REFUSE_EVERY + !FAULT_REFUSE_EVERY)) == 0;
+    int err = forced ? -28 : events.ringbuf_output(h, len, flags);  // (-ENOSPC, as a refusal returns)
     // A failed output is not always a full buffer: with the buffer nearly empty, on 6.18 (2 vCPUs) about 1
     // record in 10^5 fails at 25k records/s, returning in ~130 ns (no spinning on the ring buffer's lock), and
     // trying again at once mostly succeeds. At 300k records/s such refusals outlasted 256 retries while at most
     // 2 MB of the 16 MiB were queued. So while the buffer has room for the record, a refusal is retried up to
-    // REFUSED_RETRIES times (stopping as soon as the room is gone) and what is still refused is counted apart
-    // (n_drops_buffer_refused). Without room the buffer is full (the reader is behind): OUTPUT_RETRIES retries,
+    // REFUSED_RETRIES times (stopping as soon as the room is gone); what is still refused waits in `deferred` for
+    // this CPU's next record (n_deferred_buffer). Without room the buffer is full (the reader is behind): OUTPUT_RETRIES retries,
     // then this CPU stops retrying for RETRY_HOLDOFF_NS, so an overload costs one retry burst per millisecond,
     // not one per traced syscall.
     if (err && ring_free() >= (u64)len + 16) {
-        for (int i = 0; i < REFUSED_RETRIES && err; i++) {
+        for (int i = 0; i < REFUSED_RETRIES && err && !forced; i++) {
             count(C_OUTPUT_RETRY);
             err = events.ringbuf_output(h, len, flags);
             if (err && ring_free() < (u64)len + 16)
                 break;  // the buffer filled up meanwhile: a full buffer, handled below
         }
         if (err && ring_free() >= (u64)len + 16) {
-            count(C_RINGBUF_REFUSED);
-            return err;
+            // Still refused: kept on this CPU and sent ahead of its next record (deferred, not lost); only a
+            // second refusal while one waits is a loss (n_drops_buffer_refused).
+            struct deferred_t *d = deferred.lookup(&zero);
+            if (!d || !dlen || *dlen) {
+                count(C_RINGBUF_REFUSED);
+                return err;
+            }
+            bpf_probe_read_kernel(d->data, len, h);
+            *dlen = len;
+            count(C_DEFERRED);
+            err = 0;
         }
     }
     if (err) {
-        u32 zero = 0;
         u64 *holdoff = ring_holdoff.lookup(&zero);
         u64 now = bpf_ktime_get_ns();
         if (holdoff && now >= *holdoff) {

@@ -38,4 +38,8 @@ def test_capture_counters_fold_into_the_falco_drop_metric() -> None:
     metrics.sync_drops({"n_drops_buffer": 5, "n_args_truncated": 9})
     metrics.sync_drops({"n_drops_buffer": 12, "n_args_truncated": 20})
     assert metrics.n_drops.labels("buffer")._value.get() == 12
+    metrics.sync_drops({"n_deferred_buffer": 3})
+    metrics.sync_drops({"n_deferred_buffer": 7})
+    assert metrics.ring_deferred._value.get() == 7  # late records are counted apart: not a loss
+    assert ("deferred_buffer",) not in metrics.n_drops._metrics
     assert "args_truncated" not in {s.labels.get("reason") for m in metrics.registry.collect() for s in m.samples}

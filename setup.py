@@ -1,7 +1,10 @@
-"""Only for the C extensions (the sensor's hot path); everything else is in pyproject.toml.
+"""Only for the C extensions (the hot paths); everything else is in pyproject.toml.
 
-Both are optional: where no C compiler is present (the processor image) the build goes on, schemas/codec.py
-encodes with fastavro and sensor/decode.py decodes in Python, with the same results, more slowly.
+schemas/batch_writer.c and batch_reader.c encode and decode EventBatch records (the sensor's and the processor's
+hot paths), sensor/record_decoder.c and ring_scan.c read the sensor's ring buffer. All are optional: where no C
+compiler is present the build goes on, schemas/codec.py encodes and decodes with fastavro and sensor/decode.py
+decodes in Python, with the same results, more slowly. Both images (deploy/docker/Dockerfile and
+Dockerfile.sensor) install a compiler for the build and fail it if their role's C path is missing.
 """
 
 from setuptools import Extension, setup
@@ -9,6 +12,7 @@ from setuptools import Extension, setup
 C_FLAGS = ["-O2", "-Wall"]
 setup(ext_modules=[
     Extension("schemas._batch_writer", ["schemas/batch_writer.c"], optional=True, extra_compile_args=C_FLAGS),
+    Extension("schemas._batch_reader", ["schemas/batch_reader.c"], optional=True, extra_compile_args=C_FLAGS),
     Extension("sensor._record_decoder", ["sensor/record_decoder.c"], optional=True, extra_compile_args=C_FLAGS),
     Extension("sensor._ring_scan", ["sensor/ring_scan.c"], optional=True, extra_compile_args=C_FLAGS),
 ])

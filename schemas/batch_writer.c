@@ -4,7 +4,7 @@
  * ~4.7 us an event here); a sensor shipping 300k events/s has ~3 us per event for everything. This module
  * writes the same bytes (tests/schemas/test_batch_writer.py compares them with fastavro's) for exactly one
  * schema, event_batch.avsc at SCHEMA_FINGERPRINT; schemas/codec.py uses it only while that fingerprint is the
- * current schema's, and fastavro otherwise. Decoding stays fastavro's everywhere.
+ * current schema's, and fastavro otherwise. batch_reader.c is its mirror image, the processor's decode path.
  *
  * Semantics follow fastavro's writer: a missing key takes the field's default (an error where there is none),
  * longs are 64-bit zig-zag varints, strings UTF-8 with their byte length, maps and arrays one block then 0,

@@ -1,4 +1,8 @@
-"""The wire contract: Avro event batches (fastavro, schemaless + fingerprint header) and JSON alerts (orjson)."""
+"""The wire contract: Avro event batches (schemaless + fingerprint header) and JSON alerts (orjson).
+
+Batches are written and read by C code specialised for the current schema (batch_writer.c, batch_reader.c) where
+it was built, and by fastavro otherwise: for records written with older schemas (history/), for anything the C
+code refuses (fastavro's error is the reference), and where no compiler was at hand."""
 
 from __future__ import annotations
 
@@ -97,14 +101,38 @@ def encode_batch(batch: dict[str, Any]) -> bytes:
     return _fastavro_encode_batch(batch)
 
 
+@cache
+def batch_reader() -> str:
+    """Which reader decode_batch uses for the current schema: "c" (schemas/batch_reader.c, built for this very
+    schema) or "fastavro"."""
+    try:
+        from schemas import _batch_reader  # type: ignore[attr-defined]
+    except ImportError:
+        return "fastavro"
+    return "c" if _batch_reader.SCHEMA_FINGERPRINT == event_batch_fingerprint() else "fastavro"
+
+
 def decode_batch(data: bytes, fingerprint: str | None = None) -> dict[str, Any]:
     """One record's batch. `fingerprint` (its `peregrine.schema` header) names the schema it was written with;
-    None means the current one (records written by our own tools and tests carry it too)."""
+    None means the current one (records written by our own tools and tests carry it too).
+
+    The processor's hot path: a record in the current schema is read by the C reader where it was built, else by
+    fastavro (same result); a record the C reader refuses is read by fastavro, whose answer (its error, or what
+    it makes of input the C reader finds malformed) is the reference. Older schemas go through fastavro's schema
+    resolution."""
     if not data:
         raise DecodeError("empty record")
     reader = event_batch_schema()
-    writer = reader if fingerprint is None or fingerprint == event_batch_fingerprint() \
-        else writer_schemas().get(fingerprint)
+    if fingerprint is None or fingerprint == event_batch_fingerprint():
+        if batch_reader() == "c":
+            from schemas._batch_reader import decode_batch as c_decode  # type: ignore[attr-defined]
+            try:
+                return c_decode(data)
+            except (ValueError, TypeError):
+                pass
+        writer = reader
+    else:
+        writer = writer_schemas().get(fingerprint)
     if writer is None:
         raise DecodeError(f"unknown schema {fingerprint} (a sensor newer than this processor, or a foreign producer);"
                           f" this processor reads {', '.join(writer_schemas())}")

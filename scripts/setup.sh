@@ -15,7 +15,7 @@ need_root() {
 
 PY="${PEREGRINE_PYTHON:-$(command -v python3.11 || command -v python3)}"
 apt_missing=()
-# gcc (and the interpreter's headers) build the sensor's C hot path (schemas/batch_writer.c, sensor/record_decoder.c).
+# gcc (and the interpreter's headers) build the C hot paths (schemas/batch_writer.c and batch_reader.c, sensor/record_decoder.c, ring_scan.c).
 for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 rsyslog rsyslog-gnutls chromium containerd runc busybox-static containernetworking-plugins gcc libc6-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$pkg")
 done
@@ -66,9 +66,9 @@ if [ ! -f "$STAMP" ] || [ "$REQ" -nt "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt 
   say "installing pinned Python dependencies"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"
-  "$VENV/bin/python" -c 'from schemas.codec import batch_writer; from sensor.decode import _record_decoder
-from sensor.ringbuf import c_scan; assert batch_writer() == "c" and _record_decoder and c_scan' 2>/dev/null \
-    || say "warning: the sensor's C hot path did not build (no compiler or Python headers?): it runs, several times slower"
+  "$VENV/bin/python" -c 'from schemas.codec import batch_reader, batch_writer; from sensor.decode import _record_decoder
+from sensor.ringbuf import c_scan; assert batch_writer() == batch_reader() == "c" and _record_decoder and c_scan' 2>/dev/null \
+    || say "warning: the C hot paths did not build (no compiler or Python headers?): sensor and processor run, several times slower"
   touch "$STAMP"
 fi
 "$VENV/bin/python" -c 'import bcc' 2>/dev/null || { say "error: 'import bcc' fails in $VENV (python3-bpfcc missing?)"; exit 1; }

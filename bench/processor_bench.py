@@ -6,8 +6,9 @@ record a batch of one host's events. Rules: Falco's stable + incubating + sandbo
 
 Three measurements, each against a baseline taken in the same run on the same records:
 
-  * in-process:   `process_batch` (fresh HostState over dicts) + alert encoding, vs `decode_batch` and discard;
-                  events per CPU-second of this process (time.process_time) and wall-clock;
+  * in-process:   `process_batch` (fresh HostState over dicts) + alert encoding, vs `decode_batch` and discard
+                  (the worker's decoder: schemas/batch_reader.c where built, else fastavro; fastavro alone is
+                  printed too); events per CPU-second of this process (time.process_time) and wall-clock;
   * two processes: the same work split by host over two OS processes (wall-clock, vs one process);
   * end to end (`--e2e`): real `peregrine worker` processes (Faust) against a dedicated local Kafka broker,
                   one worker then two, vs one worker started with `--decode-only` (decode and discard); events/s
@@ -237,6 +238,20 @@ def run_decode_only(records: list[tuple[str, bytes]]) -> int:
     return n
 
 
+def run_decode_fastavro(records: list[tuple[str, bytes]]) -> int:
+    """fastavro alone on the same records: what decoding cost before the C reader (context, not the baseline)."""
+    import io
+
+    import fastavro
+
+    from schemas.codec import event_batch_schema
+
+    schema, n = event_batch_schema(), 0
+    for _host, data in records:
+        n += len(fastavro.schemaless_reader(io.BytesIO(data), schema)["events"])  # type: ignore[call-overload,index]
+    return n
+
+
 def run_pipeline(records: list[tuple[str, bytes]], engine: Any) -> tuple[int, int]:
     from processor.pipeline import process_batch
     from processor.state import HostState
@@ -272,10 +287,15 @@ def in_process(records: list[tuple[str, bytes]], engine: Any, profile: bool) -> 
 
     tune_gc()  # the worker's garbage-collector settings, for both the baseline and the pipeline
     run_pipeline(records[: max(1, len(records) // 20)], engine)  # warm caches (flags, regexes)
+    from schemas.codec import batch_reader
+
+    cpu_f, _, n_f = timed(lambda: run_decode_fastavro(records))
     cpu_b, wall_b, n_b = timed(lambda: run_decode_only(records))
     cpu_p, wall_p, (n_p, alerts) = timed(lambda: run_pipeline(records, engine))
     base, pipe = n_b / cpu_b, n_p / cpu_p
-    print(f"in-process baseline : {base:,.0f} events/s per core (decode_batch and discard; wall {n_b / wall_b:,.0f}/s)")
+    print(f"in-process fastavro : {n_f / cpu_f:,.0f} events/s per core (fastavro.schemaless_reader alone, for context)")
+    print(f"in-process baseline : {base:,.0f} events/s per core (decode_batch and discard, {batch_reader()} reader; "
+          f"wall {n_b / wall_b:,.0f}/s)")
     print(f"in-process pipeline : {pipe:,.0f} events/s per core (wall {n_p / wall_p:,.0f}/s), {alerts} alerts "
           f"({100 * alerts / n_p:.2f}%), {1e6 / pipe:.1f} us/event")
     print(f"  ratio pipeline/baseline = {pipe / base:.3f}; target {TARGET_PER_WORKER:,}/s per worker -> "

@@ -218,12 +218,16 @@ def peregrine_sensor(broker: LocalKafka, work: Path, rules_files: list[str] | No
         proc.wait(120)
 
 
+# The counters the sensor copies from the probe once a second: read again after that second has passed.
+SYNCED_1S = ("falcosecurity_scap_n_drops_total", "peregrine_sensor_ringbuf_deferred_records_total")
+
+
 def settled(port: int) -> dict[str, float]:
     """Metrics once the sensor caught up, with the probe's drop counters as of now (synced to /metrics 1/s)."""
     after = wait_shipped(port, 300)
     time.sleep(1.5)
     final = scrape(port)
-    after.update({k: v for k, v in final.items() if k.startswith("falcosecurity_scap_n_drops_total")})
+    after.update({k: v for k, v in final.items() if k.startswith(SYNCED_1S)})
     return after
 
 
@@ -237,7 +241,7 @@ def run_peregrine(binary: Path, iterations: int, target: Path, times: int, broke
         elapsed = time.monotonic() - t0
         time.sleep(1.5)  # the sensor moves the probe's drop counters to /metrics once a second
         final = scrape(port)
-        after.update({k: v for k, v in final.items() if k.startswith("falcosecurity_scap_n_drops_total")})
+        after.update({k: v for k, v in final.items() if k.startswith(SYNCED_1S)})
 
     def delta(name: str) -> float:
         return after.get(name, 0.0) - before.get(name, 0.0)
@@ -248,6 +252,7 @@ def run_peregrine(binary: Path, iterations: int, target: Path, times: int, broke
             "records": records, "events_per_record": published / records if records else 0.0,
             "shipped_per_s": published / elapsed if elapsed else 0.0, "ship_window_s": elapsed,
             "drops": delta("falcosecurity_scap_n_drops_total:sum"),
+            "deferred": delta("peregrine_sensor_ringbuf_deferred_records_total"),
             "drops_by_reason": {k: after[k] - before.get(k, 0.0) for k in after
                                 if k.startswith("falcosecurity_scap_n_drops_total{")}}
 
@@ -345,6 +350,8 @@ def run_sweep(binary: Path, target: Path, rates: list[int], seconds: float, brok
                    # captured but not yet published when the counters were read, not a loss.
                    "state_only": state_only, "in_flight": max(0.0, captured - state_only - published),
                    "zero_loss": drops == 0,
+                   # refused by the ring buffer with room to spare, sent late with their CPU's next record
+                   "deferred": delta("peregrine_sensor_ringbuf_deferred_records_total"),
                    "journaled_batches": delta("peregrine_sensor_journaled_batches_total"),
                    # loop turns over 0.1 s and over 0.25 s (the 16 MiB ring buffer's span at 300k events/s ~0.3 s)
                    "turns_over_0.1s": delta("peregrine_sensor_loop_turn_seconds_count")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sensor.capture import Capture, CaptureError
+from sensor.capture import Capture
+from tests.sensor.helpers import started_capture
 
 pytestmark = pytest.mark.ebpf
 if os.geteuid() != 0:
@@ -24,15 +25,7 @@ FILES = 2000
 
 @pytest.fixture(scope="module")
 def refusing() -> Iterator[Capture]:
-    c = Capture({"openat", "close"}, fault_refuse_every=50)
-    try:
-        c.start()
-    except CaptureError as exc:
-        pytest.skip(f"eBPF unavailable: {exc}")
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from started_capture({"openat", "close"}, fault_refuse_every=50)
 
 
 def test_refused_records_are_deferred_not_lost(refusing: Capture, tmp_path: Path) -> None:

@@ -432,9 +432,9 @@ static __always_inline int submit(struct hdr *h, u32 off) {
     // trying again at once mostly succeeds. At 300k records/s such refusals outlasted 256 retries while at most
     // 2 MB of the 16 MiB were queued. So while the buffer has room for the record, a refusal is retried up to
     // REFUSED_RETRIES times (stopping as soon as the room is gone); what is still refused waits in `deferred` for
-    // this CPU's next record (n_deferred_buffer). Without room the buffer is full (the reader is behind): OUTPUT_RETRIES retries,
-    // then this CPU stops retrying for RETRY_HOLDOFF_NS, so an overload costs one retry burst per millisecond,
-    // not one per traced syscall.
+    // this CPU's next record (n_deferred_buffer). Without room the buffer is full (the reader is behind):
+    // OUTPUT_RETRIES retries, then this CPU stops retrying for RETRY_HOLDOFF_NS, so an overload costs one retry
+    // burst per millisecond, not one per traced syscall.
     if (err && ring_free() >= (u64)len + 16) {
         for (int i = 0; i < REFUSED_RETRIES && err && !forced; i++) {
             count(C_OUTPUT_RETRY);

@@ -11,8 +11,10 @@ from setuptools import Extension, setup
 
 C_FLAGS = ["-O2", "-Wall"]
 setup(ext_modules=[
-    Extension("schemas._batch_writer", ["schemas/batch_writer.c"], optional=True, extra_compile_args=C_FLAGS),
-    Extension("schemas._batch_reader", ["schemas/batch_reader.c"], optional=True, extra_compile_args=C_FLAGS),
+    Extension("schemas._batch_writer", ["schemas/batch_writer.c"], depends=["schemas/event_batch_keys.h"],
+              optional=True, extra_compile_args=C_FLAGS),
+    Extension("schemas._batch_reader", ["schemas/batch_reader.c"], depends=["schemas/event_batch_keys.h"],
+              optional=True, extra_compile_args=C_FLAGS),
     Extension("sensor._record_decoder", ["sensor/record_decoder.c"], optional=True, extra_compile_args=C_FLAGS),
     Extension("sensor._ring_scan", ["sensor/ring_scan.c"], optional=True, extra_compile_args=C_FLAGS),
 ])

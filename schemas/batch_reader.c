@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define SCHEMA_FINGERPRINT "EventBatch:24b4687120da15fa"
+#include "event_batch_keys.h"  /* SCHEMA_FINGERPRINT and the K_* field names */
 
 /* The smallest encodings: an Event is 9 longs, 2 strings, a map and a union index of one byte each; a map entry
  * two strings; an array item one string. */
@@ -37,13 +37,6 @@ typedef struct {
     Py_ssize_t event;  /* the event being read, -1 outside events[] */
 } Rd;
 
-/* Field names, interned once. */
-static PyObject *K_hostname, *K_sensor_id, *K_batch_seq, *K_first_seq, *K_events;
-static PyObject *K_ts, *K_type, *K_tid, *K_pid, *K_ppid, *K_uid, *K_gid, *K_euid, *K_loginuid, *K_comm, *K_res,
-    *K_args, *K_proc;
-static PyObject *K_exe, *K_exepath, *K_args_truncated, *K_cwd, *K_tty, *K_sid, *K_pgid, *K_vpid, *K_start_ts,
-    *K_env, *K_container_id, *K_cap_permitted, *K_cap_effective, *K_cap_inheritable, *K_exe_from_memfd,
-    *K_exe_upper_layer, *K_exe_ino_ctime, *K_exe_ino_mtime, *K_vpgid;
 
 /* ValueError "EventBatch: events[i].field at byte n: detail"; always -1. */
 static int fail(Rd *r, const unsigned char *at, const char *field, const char *fmt, ...) {
@@ -368,26 +361,6 @@ static struct PyModuleDef module = {
     "The EventBatch Avro reader in C (see batch_reader.c).", -1, methods,
 };
 
-#define INTERN(var, name) if (!(var = PyUnicode_InternFromString(name))) return NULL
-
 PyMODINIT_FUNC PyInit__batch_reader(void) {
-    INTERN(K_hostname, "hostname"); INTERN(K_sensor_id, "sensor_id"); INTERN(K_batch_seq, "batch_seq");
-    INTERN(K_first_seq, "first_seq"); INTERN(K_events, "events");
-    INTERN(K_ts, "ts"); INTERN(K_type, "type"); INTERN(K_tid, "tid"); INTERN(K_pid, "pid"); INTERN(K_ppid, "ppid");
-    INTERN(K_uid, "uid"); INTERN(K_gid, "gid"); INTERN(K_euid, "euid"); INTERN(K_loginuid, "loginuid");
-    INTERN(K_comm, "comm"); INTERN(K_res, "res"); INTERN(K_args, "args"); INTERN(K_proc, "proc");
-    INTERN(K_exe, "exe"); INTERN(K_exepath, "exepath"); INTERN(K_args_truncated, "args_truncated");
-    INTERN(K_cwd, "cwd"); INTERN(K_tty, "tty"); INTERN(K_sid, "sid"); INTERN(K_pgid, "pgid");
-    INTERN(K_vpid, "vpid"); INTERN(K_start_ts, "start_ts"); INTERN(K_env, "env");
-    INTERN(K_container_id, "container_id"); INTERN(K_cap_permitted, "cap_permitted");
-    INTERN(K_cap_effective, "cap_effective"); INTERN(K_cap_inheritable, "cap_inheritable");
-    INTERN(K_exe_from_memfd, "exe_from_memfd"); INTERN(K_exe_upper_layer, "exe_upper_layer");
-    INTERN(K_exe_ino_ctime, "exe_ino_ctime"); INTERN(K_exe_ino_mtime, "exe_ino_mtime"); INTERN(K_vpgid, "vpgid");
-    PyObject *m = PyModule_Create(&module);
-    if (!m) return NULL;
-    if (PyModule_AddStringConstant(m, "SCHEMA_FINGERPRINT", SCHEMA_FINGERPRINT) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return create_schema_module(&module);
 }

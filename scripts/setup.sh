@@ -62,7 +62,7 @@ STAMP="$VENV/.peregrine-installed"
 REQ="$ROOT/requirements.lock"
 if [ ! -f "$STAMP" ] || [ "$REQ" -nt "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] \
    || [ "$ROOT/setup.py" -nt "$STAMP" ] \
-   || [ -n "$(find "$ROOT/schemas" "$ROOT/sensor" -maxdepth 1 -name '*.c' ! -name '*.bpf.c' -newer "$STAMP")" ]; then
+   || [ -n "$(find "$ROOT/schemas" "$ROOT/sensor" -maxdepth 1 \( -name '*.c' -o -name '*.h' \) ! -name '*.bpf.c' -newer "$STAMP")" ]; then
   say "installing pinned Python dependencies"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"

@@ -127,7 +127,7 @@ EXECVE = ev(type="execve", args={"filename": "/usr/bin/bash", "argv": "-c id", "
 
 def test_the_c_reader_is_the_one_in_use_for_the_current_schema() -> None:
     """Fails when the extension did not build (the processor would silently be 10x slower to decode) or when
-    event_batch.avsc changed without batch_reader.c: update both, and SCHEMA_FINGERPRINT."""
+    event_batch.avsc changed without batch_reader.c: update both, and SCHEMA_FINGERPRINT in event_batch_keys.h."""
     assert batch_reader() == "c"
 
 

@@ -81,7 +81,7 @@ def random_events(rng: random.Random, n: int) -> Iterator[dict[str, Any]]:
 
 def test_the_c_writer_is_the_one_in_use_for_the_current_schema() -> None:
     """Fails when the extension did not build (the sensor would silently be 10x slower to encode) or when
-    event_batch.avsc changed without batch_writer.c: update both, and SCHEMA_FINGERPRINT."""
+    event_batch.avsc changed without batch_writer.c: update both, and SCHEMA_FINGERPRINT in event_batch_keys.h."""
     assert batch_writer() == "c"
 
 

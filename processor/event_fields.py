@@ -21,6 +21,11 @@ from processor.state import MAX_ANCESTORS, HostState, Record
 Extractor = Callable[["EventFields"], Any]
 _MISSING = object()
 
+try:  # processor/open_fields.c: the seeding of open events below, in C (None where no compiler built it)
+    from processor._open_fields import seed as c_seed_open  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - exercised by images without a compiler
+    c_seed_open = None
+
 FD_CALLS_WITH_SOCKET = frozenset({"connect", "accept", "accept4", "bind", "listen", "sendto", "sendmsg", "recvfrom",
                                   "recvmsg", "socket", "getsockopt", "setsockopt", "shutdown"})
 
@@ -46,19 +51,31 @@ class EventFields(dict[str, Any]):
         self.state = state
         self.seq = seq
         self._ancestors: list[Record] | None = None
+        self._proc: Any
         # (written straight into this dict: no intermediate dicts to build, copy and free)
-        if etype in flags.OPEN_TYPES:
-            open_fields(ev, etype, self)
-        else:
-            self["evt.type"] = etype
-            if etype in FD_CALLS_WITH_SOCKET:
-                try:
-                    socket_fields(ev, self)
-                except Exception:  # noqa: BLE001 - malformed arguments: each field fails (or not) when read
-                    pass
+        if etype in flags.OPEN_TYPES:  # (every open type is seeded with name_and_container)
+            if "pid" in ev:
+                p = self._proc = state.proc(host, ev["pid"])
+            else:
+                p = None
+                self._proc = _MISSING
+            if c_seed_open is None or not c_seed_open(self, ev, etype, _open_flags_seen, p):
+                open_fields(ev, etype, self)  # (and the flags combination is known to the C path from now on)
+                if p:
+                    try:
+                        name_and_container(p, self)
+                    except Exception:  # noqa: BLE001 - a malformed record: its fields fail (or not) when read
+                        pass
+            return
+        self["evt.type"] = etype
+        if etype in FD_CALLS_WITH_SOCKET:
+            try:
+                socket_fields(ev, self)
+            except Exception:  # noqa: BLE001 - malformed arguments: each field fails (or not) when read
+                pass
         seeded = _SEEDED.get(etype)
         if seeded is None or "pid" not in ev:
-            self._proc: Any = _MISSING
+            self._proc = _MISSING
             return
         p = self._proc = state.proc(host, ev["pid"])
         if p:

@@ -15,7 +15,8 @@ need_root() {
 
 PY="${PEREGRINE_PYTHON:-$(command -v python3.11 || command -v python3)}"
 apt_missing=()
-# gcc (and the interpreter's headers) build the C hot paths (schemas/batch_writer.c and batch_reader.c, sensor/record_decoder.c, ring_scan.c).
+# gcc (and the interpreter's headers) build the C hot paths (schemas/batch_writer.c and batch_reader.c,
+# processor/open_fields.c, sensor/record_decoder.c, ring_scan.c).
 for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 rsyslog rsyslog-gnutls chromium containerd runc busybox-static containernetworking-plugins gcc libc6-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || apt_missing+=("$pkg")
 done
@@ -62,12 +63,13 @@ STAMP="$VENV/.peregrine-installed"
 REQ="$ROOT/requirements.lock"
 if [ ! -f "$STAMP" ] || [ "$REQ" -nt "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] \
    || [ "$ROOT/setup.py" -nt "$STAMP" ] \
-   || [ -n "$(find "$ROOT/schemas" "$ROOT/sensor" -maxdepth 1 \( -name '*.c' -o -name '*.h' \) ! -name '*.bpf.c' -newer "$STAMP")" ]; then
+   || [ -n "$(find "$ROOT/schemas" "$ROOT/sensor" "$ROOT/processor" -maxdepth 1 \( -name '*.c' -o -name '*.h' \) ! -name '*.bpf.c' -newer "$STAMP")" ]; then
   say "installing pinned Python dependencies"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"
   "$VENV/bin/python" -c 'from schemas.codec import batch_reader, batch_writer; from sensor.decode import _record_decoder
-from sensor.ringbuf import c_scan; assert batch_writer() == batch_reader() == "c" and _record_decoder and c_scan' 2>/dev/null \
+from sensor.ringbuf import c_scan; from processor.event_fields import c_seed_open
+assert batch_writer() == batch_reader() == "c" and _record_decoder and c_scan and c_seed_open' 2>/dev/null \
     || say "warning: the C hot paths did not build (no compiler or Python headers?): sensor and processor run, several times slower"
   touch "$STAMP"
 fi

@@ -54,18 +54,22 @@ class EventFields(dict[str, Any]):
         self._proc: Any
         # (written straight into this dict: no intermediate dicts to build, copy and free)
         if etype in flags.OPEN_TYPES:  # (every open type is seeded with name_and_container)
-            if "pid" in ev:
-                p = self._proc = state.proc(host, ev["pid"])
-            else:
-                p = None
+            if c_seed_open is not None:
+                p = c_seed_open(self, ev, etype, _open_flags_seen, state.procs_get, host)
+                if p is not False:
+                    self._proc = p
+                    return
+            # anything but the wire's shapes, or a flags combination new to the C path (known to it from now on)
+            open_fields(ev, etype, self)
+            if "pid" not in ev:
                 self._proc = _MISSING
-            if c_seed_open is None or not c_seed_open(self, ev, etype, _open_flags_seen, p):
-                open_fields(ev, etype, self)  # (and the flags combination is known to the C path from now on)
-                if p:
-                    try:
-                        name_and_container(p, self)
-                    except Exception:  # noqa: BLE001 - a malformed record: its fields fail (or not) when read
-                        pass
+                return
+            p = self._proc = state.proc(host, ev["pid"])
+            if p:
+                try:
+                    name_and_container(p, self)
+                except Exception:  # noqa: BLE001 - a malformed record: its fields fail (or not) when read
+                    pass
             return
         self["evt.type"] = etype
         if etype in FD_CALLS_WITH_SOCKET:

@@ -9,8 +9,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdio.h>
+#include <string.h>
 
-static PyObject *K_args, *K_flags, *K_name, *K_nameraw, *K_res, *K_exepath, *K_exe, *K_comm, *K_container_id;
+static PyObject *K_args, *K_pid, *K_flags, *K_name, *K_nameraw, *K_res, *K_exepath, *K_exe, *K_comm, *K_container_id;
 static PyObject *F_fd_name, *F_fd_nameraw, *F_fd_num, *F_fd_directory, *F_fd_filename, *F_proc_name,
     *F_container_id, *S_slash, *S_host, *ZERO;
 
@@ -97,19 +99,40 @@ static int seed_process(PyObject *out, PyObject *p) {
 }
 
 PyDoc_STRVAR(seed_doc,
-"seed(out, ev, etype, seen, proc) -> bool\n\n"
+"seed(out, ev, etype, seen, procs_get, host) -> record, None or False\n\n"
 "Writes an open event's fields into `out` as open_fields(ev, etype, out) does with the (etype, flags) entries\n"
-"of `seen`, then proc.name and container.id of `proc` (a record or None) as name_and_container does. False,\n"
-"with `out` untouched, for anything but the wire's shapes or a flags combination not yet in `seen`.");
+"of `seen`, looks its process up as procs_get(f\"{host}|{pid}\") (HostState.proc) and writes proc.name and\n"
+"container.id of that record as name_and_container does; returns the record (or None). False, with `out`\n"
+"untouched, for anything but the wire's shapes or a flags combination not yet in `seen`.");
+
+/* f"{host}|{pid}" for an exact int pid: the process table's key (processor/state.py proc_key) */
+static PyObject *proc_key(PyObject *host, PyObject *pid) {
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(pid, &overflow);
+    if (v == -1 && PyErr_Occurred()) return NULL;
+    if (overflow || !PyUnicode_IS_COMPACT_ASCII(host)) return PyUnicode_FromFormat("%U|%S", host, pid);
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%lld", v);
+    Py_ssize_t hlen = PyUnicode_GET_LENGTH(host);
+    PyObject *key = PyUnicode_New(hlen + 1 + n, 127);
+    if (key == NULL) return NULL;
+    char *data = (char *)PyUnicode_DATA(key);
+    memcpy(data, PyUnicode_DATA(host), (size_t)hlen);
+    data[hlen] = '|';
+    memcpy(data + hlen + 1, digits, (size_t)n);
+    return key;
+}
 
 static PyObject *seed(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "seed(out, ev, etype, seen, proc)");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "seed(out, ev, etype, seen, procs_get, host)");
         return NULL;
     }
-    PyObject *out = a[0], *ev = a[1], *etype = a[2], *seen = a[3], *p = a[4];
-    if (!PyDict_Check(out) || !PyDict_CheckExact(ev) || !PyDict_CheckExact(seen)) Py_RETURN_FALSE;
-    if (p != Py_None && !PyDict_CheckExact(p)) Py_RETURN_FALSE;
+    PyObject *out = a[0], *ev = a[1], *etype = a[2], *seen = a[3], *procs_get = a[4], *host = a[5];
+    if (!PyDict_Check(out) || !PyDict_CheckExact(ev) || !PyDict_CheckExact(seen) || !PyUnicode_Check(host))
+        Py_RETURN_FALSE;
+    PyObject *pid;
+    if (lookup(ev, K_pid, &pid) < 0 || pid == NULL || !PyLong_CheckExact(pid)) Py_RETURN_FALSE;
 
     /* a = ev.get("args") or {} */
     PyObject *args, *raw = NULL, *name = NULL, *nameraw = NULL, *res;
@@ -156,27 +179,40 @@ static PyObject *seed(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
         Py_RETURN_FALSE;
     }
 
+    /* p = state.proc(host, pid): an exception is the lookup's, as in Python */
+    PyObject *pkey = proc_key(host, pid);
+    if (pkey == NULL) return NULL;
+    PyObject *p = PyObject_CallOneArg(procs_get, pkey);
+    Py_DECREF(pkey);
+    if (p == NULL) return NULL;
+    if (p != Py_None && !PyDict_CheckExact(p)) {
+        Py_DECREF(p);
+        Py_RETURN_FALSE;
+    }
     /* from here on `out` is written, as the Python functions write it */
-    if (PyDict_Update(out, PyTuple_GET_ITEM(known, 0)) < 0) return NULL;
+    if (PyDict_Update(out, PyTuple_GET_ITEM(known, 0)) < 0) goto fail;
     PyObject *name_v = name ? name : Py_None;
     int nameraw_t = nameraw != NULL && nameraw != Py_None && PyUnicode_GET_LENGTH(nameraw) > 0;
     if (set(out, F_fd_name, name_v) < 0 || set(out, F_fd_nameraw, nameraw_t ? nameraw : name_v) < 0 ||
         set(out, F_fd_num, res == NULL ? ZERO : (res_nonneg ? res : Py_None)) < 0)
-        return NULL;
+        goto fail;
     if (name != NULL) {
         PyObject *head, *tail;
-        if (rpartition_slash(name, &head, &tail) < 0) return NULL;
+        if (rpartition_slash(name, &head, &tail) < 0) goto fail;
         PyObject *dir = is_dir ? name : (PyUnicode_GET_LENGTH(head) ? head : S_slash);
         int rc = set(out, F_fd_directory, dir);
         if (rc == 0) rc = set(out, F_fd_filename, tail);
         Py_DECREF(head);
         Py_DECREF(tail);
-        if (rc < 0) return NULL;
+        if (rc < 0) goto fail;
     } else if (set(out, F_fd_directory, Py_None) < 0 || set(out, F_fd_filename, Py_None) < 0) {
-        return NULL;
+        goto fail;
     }
-    if (p != Py_None && PyDict_GET_SIZE(p) > 0 && seed_process(out, p) < 0) return NULL;
-    Py_RETURN_TRUE;
+    if (p != Py_None && PyDict_GET_SIZE(p) > 0 && seed_process(out, p) < 0) goto fail;
+    return p;
+fail:
+    Py_DECREF(p);
+    return NULL;
 }
 
 static PyMethodDef methods[] = {
@@ -192,8 +228,8 @@ static struct PyModuleDef module = {
 static PyObject *intern(const char *s) { return PyUnicode_InternFromString(s); }
 
 PyMODINIT_FUNC PyInit__open_fields(void) {
-    if (!(K_args = intern("args")) || !(K_flags = intern("flags")) || !(K_name = intern("name")) ||
-        !(K_nameraw = intern("nameraw")) || !(K_res = intern("res")) || !(K_exepath = intern("exepath")) ||
+    if (!(K_args = intern("args")) || !(K_pid = intern("pid")) || !(K_flags = intern("flags")) ||
+        !(K_name = intern("name")) || !(K_nameraw = intern("nameraw")) || !(K_res = intern("res")) || !(K_exepath = intern("exepath")) ||
         !(K_exe = intern("exe")) || !(K_comm = intern("comm")) || !(K_container_id = intern("container_id")) ||
         !(F_fd_name = intern("fd.name")) || !(F_fd_nameraw = intern("fd.nameraw")) || !(F_fd_num = intern("fd.num")) ||
         !(F_fd_directory = intern("fd.directory")) || !(F_fd_filename = intern("fd.filename")) ||

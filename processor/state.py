@@ -144,11 +144,12 @@ class HostState:
     _adopted: bool = False
     dns: DnsNames = field(default_factory=DnsNames)  # fd.sip.name & co.: the worker's resolver fills it
     full_hosts: set[str] = field(default_factory=set)  # hosts whose table filled up (warned once each)
-    _procs_get: Callable[[str], Record | None] = field(init=False, repr=False)
+    procs_get: Callable[[str], Record | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # A process lookup per event, and more per exec: a WriteBackStore's C-level read where it has one.
-        self._procs_get = getattr(self.procs, "fast_get", None) or self.procs.get
+        # A process lookup per event (processor/open_fields.c calls it too), and more per exec: a WriteBackStore's
+        # C-level read where it has one.
+        self.procs_get = getattr(self.procs, "fast_get", None) or self.procs.get
 
     def forget_counts(self) -> None:
         """After a rebalance the tables hold other hosts (recovered from changelogs): recount before the next write."""
@@ -168,13 +169,13 @@ class HostState:
         self._adopted = True
 
     def proc(self, host: str, pid: int) -> Record | None:
-        return self._procs_get(f"{host}|{pid}")  # proc_key, inlined: once per event
+        return self.procs_get(f"{host}|{pid}")  # proc_key, inlined: once per event
 
     def ancestors(self, host: str, proc: Record | None) -> list[Record]:
         """Parent first; stops at pid 0/1's parent, a loop, or an unknown parent."""
         chain: list[Record] = []
         seen: set[int] = set()
-        get = self._procs_get
+        get = self.procs_get
         while proc is not None and len(chain) < MAX_ANCESTORS:
             ppid = proc.get("ppid", 0)
             if not ppid or ppid in seen:
@@ -231,7 +232,7 @@ class HostState:
 
     def _put(self, host: str, pid: int, rec: Record) -> None:
         key = proc_key(host, pid)
-        if self._procs_get(key) is None:
+        if self.procs_get(key) is None:
             count = self.proc_counts.get(host, 0)
             if count >= self.max_procs_per_host:
                 self.evicted += 1  # bounded table: counted, visible on /metrics; the new process is not tracked
@@ -268,7 +269,7 @@ class HostState:
     def _exit(self, host: str, ev: Record) -> None:
         """Keep the record for the grace period so late children and batched events still resolve their parent."""
         key = proc_key(host, ev["pid"])
-        rec = self._procs_get(key)
+        rec = self.procs_get(key)
         if rec is not None and not rec.get("exit_ts"):
             self.procs[key] = {**rec, "exit_ts": ev["ts"]}
             self._exited.append((ev["ts"], key))
@@ -277,7 +278,7 @@ class HostState:
     def purge(self, now_ns: int) -> None:
         while self._exited and self._exited[0][0] + self.purge_grace_ns <= now_ns:
             _, key = self._exited.popleft()
-            rec = self._procs_get(key)
+            rec = self.procs_get(key)
             if rec is not None and rec.get("exit_ts"):
                 self.procs.pop(key, None)
                 host = key.rsplit("|", 1)[0]

@@ -11,7 +11,7 @@ import pytest
 
 from processor import event_fields
 from processor.event_fields import EventFields, _open_flags_seen, c_seed_open, name_and_container, open_fields
-from processor.state import HostState
+from processor.state import HostState, proc_key
 
 NAMES: list[Any] = ["/etc/shadow", "", "/", "a", "/a", "a/", "//x", "/tmp/dir/", "rel/path/f", "/é/ü\u2603",
                     "/x\x00y", "/" + "d/" * 300 + "f", None, 0, b"/x", 5, ["x"]]
@@ -54,9 +54,17 @@ def c_seed(ev: dict[str, Any], p: Any) -> tuple[str, Any] | None:
     """The C path's fields, or None when it hands the event back (and then it must not have written anything)."""
     assert c_seed_open is not None
     out: dict[str, Any] = {}
-    if not c_seed_open(out, ev, ev["type"], _open_flags_seen, p):
+    asked: list[str] = []
+
+    def procs_get(key: str) -> Any:
+        asked.append(key)
+        return p
+
+    got = c_seed_open(out, ev, ev["type"], _open_flags_seen, procs_get, "node-1")
+    if got is False:
         assert out == {}
         return None
+    assert got is p and asked == [f"node-1|{ev['pid']}"]
     return "fields", [(k, v, type(v)) for k, v in out.items()]
 
 
@@ -99,6 +107,31 @@ def test_values_the_wire_never_sends_go_to_python() -> None:
     assert c_seed(event("openat", name="/x", flags=["unhashable"]), None) is None
     assert c_seed(event("openat", name="/x", flags="0", args=["a"]), None) is None
     assert c_seed(event("openat", name="/x", flags="0"), {"exepath": "/x"}.items()) is None  # not a dict record
+    assert c_seed({**event("openat", name="/x", flags="0"), "pid": None}, None) is None
+
+
+def test_the_process_key_is_the_tables() -> None:
+    assert c_seed_open is not None
+    for host, pid in (("node-1", 7), ("né", 12), ("h", 2**70), ("h", -3), ("", 0)):
+        asked: list[str] = []
+        ev = {**event("openat", name="/x", flags="0"), "pid": pid}
+        open_fields(ev, "openat")
+        c_seed_open({}, ev, "openat", _open_flags_seen, lambda k: asked.append(k), host)  # noqa: B023
+        assert asked == [proc_key(host, pid)]
+
+
+def test_a_failing_lookup_raises_as_in_python() -> None:
+    assert c_seed_open is not None
+    ev = event("openat", name="/x", flags="0")
+    open_fields(ev, "openat")
+    out: dict[str, Any] = {}
+
+    def broken(_key: str) -> Any:
+        raise RuntimeError("table gone")
+
+    with pytest.raises(RuntimeError, match="table gone"):
+        c_seed_open(out, ev, "openat", _open_flags_seen, broken, "h")
+    assert out == {}
 
 
 def test_a_new_flags_combination_is_handed_back_once_then_seeded_in_c() -> None:

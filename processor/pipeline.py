@@ -18,6 +18,8 @@ class Engine(Protocol):
 
     def format_alert(self, match: Any, event: Any, hostname: str, seq: int, time_ns: int) -> dict[str, Any]: ...
 
+    def evaluated_event_types(self) -> frozenset[str] | None: ...
+
 
 @dataclass
 class EngineFailure:
@@ -47,6 +49,7 @@ def process_batch(batch: dict[str, Any], state: HostState, engine: Engine) -> Ba
     events = batch["events"]
     result = BatchResult(events=len(events))
     apply, process, lifecycle = state.apply, engine.process, LIFECYCLE_TYPES
+    ruled = engine.evaluated_event_types()  # (per batch: a rules reload swaps the engine between records)
     for i, ev in enumerate(events):
         seq = first_seq + i
         etype = ev["type"]
@@ -61,6 +64,10 @@ def process_batch(batch: dict[str, Any], state: HostState, engine: Engine) -> Ba
         exec_first = etype in EXEC_TYPES
         if exec_first:
             apply(host, ev)
+        if ruled is not None and etype not in ruled:  # no rule looks at this type (forks, exits): no fields
+            if not exec_first and etype in lifecycle:
+                apply(host, ev)
+            continue
         fields = EventFields(ev, host, state, seq)
         try:
             matches = process(fields)

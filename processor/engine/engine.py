@@ -248,6 +248,10 @@ class RulesEngine:
         """The names enabled syscall rules compare fd.sip.name & co. with: the caller resolves them (dns_names.py)."""
         return names_in(r.condition for r in self.ruleset.enabled if r.source == SYSCALL_SOURCE)
 
+    def evaluated_event_types(self) -> frozenset[str] | None:
+        """Event types some enabled syscall rule is checked against (None: all): the others need no fields."""
+        return self.ruleset.evaluated_event_types(SYSCALL_SOURCE)
+
     def matches_all_event_types(self) -> bool:
         """True when an enabled syscall rule has no evt.type restriction (the sensor then needs everything)."""
         return self.ruleset.matches_all_event_types(SYSCALL_SOURCE)

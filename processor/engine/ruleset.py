@@ -229,6 +229,13 @@ class Ruleset:
     def required_event_types(self, source: str = "syscall") -> set[str]:
         return set(self._index.get(source, {}))
 
+    def evaluated_event_types(self, source: str = "syscall") -> frozenset[str] | None:
+        """The event types some enabled rule is checked against; None when a rule without an evt.type restriction
+        sees every type. An event of any other type matches nothing, whatever its fields."""
+        if self._default.get(source):
+            return None
+        return frozenset(self._index.get(source, ()))
+
     def matches_all_event_types(self, source: str = "syscall") -> bool:
         return bool(self._default.get(source))
 

@@ -200,6 +200,9 @@ def test_an_event_that_makes_the_engine_raise_is_set_aside_and_the_batch_goes_on
         def format_alert(self, *a: Any) -> Any:
             return engine.format_alert(*a)
 
+        def evaluated_event_types(self) -> Any:
+            return engine.evaluated_event_types()
+
     state = new_state()
     tree(state)
     evs = [event(T0, "openat", 200, comm="cat", res=3, args={"name": "/poison", "flags": "0"}),
@@ -447,3 +450,37 @@ def test_counting_io_and_role_fields() -> None:
     assert (accepted.get("fd.is_server"), accepted.get("evt.count.error.net")) == (True, 1)
     odd = fields_of(state, event(T0, "ptrace", 200, res=-1, args={}))
     assert odd.get("evt.count.error.other") == 1
+
+
+def test_types_no_rule_looks_at_still_change_state_and_a_rule_on_every_type_sees_them() -> None:
+    typed, report = build_engine(Config(), {"t.yaml": """
+- rule: Cat opens
+  desc: d
+  condition: evt.type = openat and proc.name = cat
+  output: open (proc.name=%proc.name parent=%proc.pname)
+  priority: WARNING
+"""})
+    untyped, report2 = build_engine(Config(), {"t.yaml": """
+- rule: Anything by cat
+  desc: d
+  condition: proc.name = cat
+  output: seen %evt.type (proc.name=%proc.name)
+  priority: WARNING
+"""})
+    assert typed is not None and untyped is not None, (report, report2)
+    assert typed.evaluated_event_types() == frozenset({"openat"})
+    assert untyped.evaluated_event_types() is None
+    evs = [event(T0 + 1, "clone", 100, comm="bash", res=300, args={"child_pid": "300", "child_tid": "300"}),
+           event(T0 + 2, "execve", 300, ppid=100, comm="cat", proc=proc_info("/usr/bin/cat", ["cat", "/x"])),
+           event(T0 + 3, "openat", 300, comm="cat", res=3, args={"name": "/x", "flags": "0"}),
+           event(T0 + 4, "procexit", 300, comm="cat")]
+    state = new_state()
+    tree(state)
+    result = process_batch(batch(HOST, 1, evs), state, typed)
+    # the clone nobody evaluates still made the process, with its parent, and the exit still ended it
+    assert [(a["rule"], a["output_fields"]["proc.pname"]) for a in result.alerts] == [("Cat opens", "bash")]
+    assert state.proc(HOST, 300)["exit_ts"] == T0 + 4  # type: ignore[index]
+    state = new_state()
+    tree(state)
+    result = process_batch(batch(HOST, 1, evs), state, untyped)
+    assert [a["output_fields"]["evt.type"] for a in result.alerts] == ["execve", "openat", "procexit"]

@@ -102,8 +102,9 @@ class WriteBackStore(MutableMapping[str, Any]):
         """Write what changed since the last flush to the table (changelog records); returns how many."""
         n = len(self.dirty)
         send, data = self._changelog, self._data
+        cache = self.cache
         for key, partition in self.dirty.items():
-            value = self.cache[key]
+            value = cache[key]
             if send is not None and partition is not None:
                 if value is None:
                     data.pop(key, None)
@@ -115,6 +116,10 @@ class WriteBackStore(MutableMapping[str, Any]):
                 self.table.pop(key, None)
             else:
                 self.table[key] = value
+            if value is None:
+                # A deleted key leaves the cache with its delete (the table has it no more either): every purged
+                # process would otherwise stay behind as a None, for as long as the worker holds the partition.
+                del cache[key]
         self.dirty.clear()
         return n
 

@@ -91,6 +91,7 @@ def test_write_back_store_writes_each_changed_process_once_per_record() -> None:
     state.apply("h", event(T0 + 3, "procexit", 200, comm="cat"))  # grace 0: purged at once
     assert state.proc("h", 200) is None
     assert store.flush() == 1 and "h|200" not in table and "h|100" in table
+    assert "h|200" not in store.cache  # a purged process leaves nothing behind in the worker's memory
     store.forget()
     assert store.get("h|100") == table["h|100"]
 

@@ -1,10 +1,14 @@
-"""Table changelog writes through librdkafka, batched per settle.
+"""Table changelog writes (and the worker's alerts and dead letters) through librdkafka, batched per settle.
 
 Faust sends each table write as its own message through its ProducerBuffer task and aiokafka: about four event-loop
 turns and ~25 µs of Python per write, a third of a worker's CPU with an exec-heavy host mix (BENCHMARKS.md,
 Processor). Here the write-back stores hand their changed keys to a confluent-kafka producer (one C call each) and
 the worker waits for all of them at once before it commits offsets. Keys and values are serialised to the very bytes
 the table's own changelog topic would write, so Faust's recovery reads these records exactly like its own.
+
+Alerts and dead letters take the same producer (`send`) and the same wait: through Faust's aiokafka producer an
+alert cost a few hundred microseconds of the worker's main thread. Keys are partitioned with murmur2, as Faust's
+producer and Java clients do, so a host's alerts stay on the partition they always went to.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from settings.kafka_clients import producer_config
 
 FAUST_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z  # faust.utils.json.dumps's, with orjson
 Send = Callable[[int, str, Any], None]  # (events partition, table key, value or None for a delete)
+Headers = list[tuple[str, str | bytes | None]]
 
 
 class ChangelogError(RuntimeError):
@@ -56,7 +61,17 @@ class ChangelogProducer:
     sent: int = 0
 
     def __post_init__(self) -> None:
-        self.producer = Producer(producer_config(self.kafka, **{"linger.ms": 5}))
+        self.producer = Producer(producer_config(self.kafka, **{"linger.ms": 5, "partitioner": "murmur2_random"}))
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None:
+        """One alert or dead letter; acknowledged (or raised) by the next `flush`."""
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._delivered)
+                break
+            except BufferError:  # librdkafka's queue is full: let it drain, never drop an alert
+                self.producer.poll(0.1)
+        self.sent += 1
 
     def sender(self, table: Any) -> Send:
         """A `Send` for one Faust table: its changelog topic, its key and value serialisers."""

@@ -24,7 +24,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from processor import metrics
-from processor.changelog import ChangelogProducer
+from processor.changelog import ChangelogProducer, Headers
 from processor.dns_resolver import DnsResolver
 from processor.offset_guard import GAP, REPLAY, OffsetGuard
 from processor.pipeline import process_batch
@@ -73,8 +73,6 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     # acks=False: Faust never commits the events topic; the OffsetGuard does (see processor/offset_guard.py).
     events_topic = app.topic(k.topics.events, partitions=k.events_partitions, acks=False, **raw)
-    alerts_topic = app.topic(k.topics.alerts, **raw)
-    dlq_topic = app.topic(k.topics.events_dlq, **raw)
     # Keys "<host>|<id>" (raw utf-8), values JSON dicts: the app's default key/value serializers.
     table_opts = {"partitions": k.events_partitions, "key_type": str}
     procs = app.Table("proctable", default=None, **table_opts)  # type: ignore[arg-type]
@@ -118,7 +116,6 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
     # commit follows each settle at once: the table changelog is written at settle time, so a crash replays the
     # records whose state changes were not yet written (short of a crash in the moments between a settle's flush and
     # its commit, when a replayed record meets state that already includes it).
-    in_flight: list[Any] = []  # send futures (alerts, DLQ) not yet settled
     unsettled: list[tuple[Any, int, int]] = []  # (tp, offset, guard epoch) processed since the last settle
     settling = asyncio.Lock()
     last_settle = [time.monotonic()]
@@ -126,17 +123,13 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
 
     async def settle() -> None:
         async with settling:
-            futures, records = in_flight[:], unsettled[:]
-            in_flight.clear()
+            records = unsettled[:]
             unsettled.clear()
             last_settle[0] = time.monotonic()
             try:
                 for store in stores:
                     store.flush()  # one changelog record per key changed since the last settle
-                if futures:
-                    await asyncio.gather(*futures)
-                await app.producer.flush()  # alerts acknowledged by Kafka
-                await changelog.flush()  # and the table writes
+                await changelog.flush()  # alerts, dead letters and table writes acknowledged by Kafka
             except Exception as exc:
                 # A lost send: commit nothing more and stop; the restarted worker replays from the last commit.
                 log.critical("sending alerts or state failed, stopping without committing: %s", exc)
@@ -147,9 +140,9 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
                 guard.done(tp, offset, epoch)
 
     async def dead_letter(msg: Any, reason: str, error: str, value: bytes) -> None:
-        headers = [("peregrine.source", f"{msg.topic}:{msg.partition}:{msg.offset}".encode()),
+        headers: Headers = [("peregrine.source", f"{msg.topic}:{msg.partition}:{msg.offset}".encode()),
                    ("peregrine.reason", reason.encode()), ("peregrine.error", error.encode()[:4000])]
-        in_flight.append(await dlq_topic.send(key=msg.key, value=value, headers=headers))
+        changelog.send(k.topics.events_dlq, msg.key, value, headers)
         metrics.DLQ.labels(reason).inc()
 
     async def handle(msg: Any) -> None:
@@ -168,14 +161,13 @@ def build_app(cfg: Config, rules_files: list[str], decode_only: bool = False) ->
         for store in stores:
             store.partition = msg.partition  # the changelog partition of what this record changes
         result = process_batch(batch, state, holder.engine)
-        futures = [await alerts_topic.send(key=a["hostname"].encode(), value=encode_alert(a))
-                   for a in result.alerts]
-        in_flight.extend(futures)
+        for a in result.alerts:
+            changelog.send(k.topics.alerts, a["hostname"].encode(), encode_alert(a))
         for failure in result.failures:
             log.warning("%s:%s:%s: event seq %s made the engine raise: %s", msg.topic, msg.partition, msg.offset,
                         failure.seq, failure.error)
             await dead_letter(msg, "engine", f"seq {failure.seq}: {failure.error}", orjson.dumps(failure.event))
-        metrics.ALERTS.inc(len(futures))
+        metrics.ALERTS.inc(len(result.alerts))
         metrics.EVENTS.inc(result.events)
         for (rule, priority, source), n in result.matches.items():
             metrics.RULE_MATCHES.labels(rule, priority, source).inc(n)

@@ -407,7 +407,8 @@ def end_to_end(records: list[tuple[str, bytes]], profile: bool = False) -> None:
                 assert producer.flush(60) == 0
 
             threading.Thread(target=produce, daemon=True).start()
-            samples: list[tuple[float, float, float, float]] = []  # (wall, events, workers' CPU s, broker's CPU s)
+            # (wall, events, workers' CPU s, broker's CPU s, this process's CPU s: the producer thread and the polling)
+            samples: list[tuple[float, float, float, float, float]] = []
 
             def cpu_seconds(pids: list[int]) -> float:
                 tick = os.sysconf("SC_CLK_TCK")
@@ -435,7 +436,7 @@ def end_to_end(records: list[tuple[str, bytes]], profile: bool = False) -> None:
                             if line.startswith("falcosecurity_falco_num_evts_total "):
                                 done += float(line.split()[1])
                     samples.append((time.monotonic(), done, cpu_seconds([p.pid for p in procs]),
-                                    cpu_seconds([broker_pid] if broker_pid else [])))
+                                    cpu_seconds([broker_pid] if broker_pid else []), time.process_time()))
                     if done >= n_events:
                         break
                     time.sleep(0.25)
@@ -448,12 +449,13 @@ def end_to_end(records: list[tuple[str, bytes]], profile: bool = False) -> None:
             if len(started) < 2 or started[-1][1] < n_events:
                 raise SystemExit(f"{label}: workers did not finish ({started[-1:]}); logs in {tmp}")
             # Rate from the first counted batch to the end: startup and rebalance are not throughput.
-            (t_a, n_a, c_a, k_a), (t_b, n_b, c_b, k_b) = started[0], started[-1]
+            (t_a, n_a, c_a, k_a, b_a), (t_b, n_b, c_b, k_b, b_b) = started[0], started[-1]
             rate = (n_b - n_a) / (t_b - t_a)
             print(f"end to end {label:12s}: {workers} worker(s), {rate:,.0f} events/s "
                   f"({n_b - n_a:,.0f} events in {t_b - t_a:.1f}s; workers' CPU {c_b - c_a:.1f}s = "
-                  f"{(n_b - n_a) / max(c_b - c_a, 1e-9):,.0f} events per CPU-second; broker's CPU "
-                  f"{k_b - k_a:.1f}s = {(k_b - k_a) / (t_b - t_a):.2f} cores)")
+                  f"{(n_b - n_a) / max(c_b - c_a, 1e-9):,.0f} events per CPU-second; cores used: workers "
+                  f"{(c_b - c_a) / (t_b - t_a):.2f}, broker {(k_b - k_a) / (t_b - t_a):.2f}, this bench (producer, "
+                  f"polling) {(b_b - b_a) / (t_b - t_a):.2f}, of {os.cpu_count()})")
             return rate
 
         if profile:

@@ -42,3 +42,36 @@ def test_other_serialisers_go_through_faust(app: faust.App) -> None:
     to_key, to_value = serializers(topic, "raw", "raw")
     assert to_key(b"k|1") == b"k|1" == topic.prepare_key(b"k|1", "raw")[0]
     assert to_value(b"\x00\x01") == b"\x00\x01" == topic.prepare_value(b"\x00\x01", "raw")[0]
+
+
+def test_alerts_keep_the_partition_fausts_producer_gave_each_host(kafka_config: Any) -> None:
+    """Alerts now leave through librdkafka: a host's alerts must still land where aiokafka's (Java's) murmur2 put them,
+    so an upgrade keeps each host's alerts in one partition, in order. Checked on the real broker."""
+    import asyncio
+
+    from aiokafka.partitioner import DefaultPartitioner
+    from confluent_kafka import Consumer, TopicPartition
+
+    from processor.changelog import ChangelogProducer
+    from settings.kafka_clients import consumer_config
+
+    topic = kafka_config.kafka.topics.alerts
+    producer = ChangelogProducer(kafka_config.kafka)
+    hosts = [f"node-{i:03d}".encode() for i in range(40)] + ["n\u00e9".encode(), b"aks-pool-1-vmss000002"]
+    for host in hosts:
+        producer.send(topic, host, b'{"rule": "x"}')
+    asyncio.run(producer.flush())
+    consumer = Consumer(consumer_config(kafka_config.kafka, group_id=f"{topic}-check"))
+    partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    assert len(partitions) > 1
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    landed: dict[bytes, int] = {}
+    for _ in range(20):
+        for m in consumer.consume(100, 1.0):
+            if m.error() is None:
+                landed[m.key()] = m.partition()
+        if len(landed) == len(hosts):
+            break
+    consumer.close()
+    faust_choice = DefaultPartitioner()
+    assert landed == {h: faust_choice(h, partitions, partitions) for h in hosts}

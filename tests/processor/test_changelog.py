@@ -75,3 +75,20 @@ def test_alerts_keep_the_partition_fausts_producer_gave_each_host(kafka_config: 
     consumer.close()
     faust_choice = DefaultPartitioner()
     assert landed == {h: faust_choice(h, partitions, partitions) for h in hosts}
+
+
+def test_an_alert_or_state_write_kafka_refuses_fails_the_flush_and_names_the_topic(kafka_config: Any) -> None:
+    """What the worker's settle relies on to commit nothing past a lost send: a write Kafka does not acknowledge
+    (here: a topic that does not exist, auto-creation off) makes `flush` raise, naming the topic, not pass quietly."""
+    import asyncio
+
+    from processor.changelog import ChangelogError, ChangelogProducer
+
+    producer = ChangelogProducer(kafka_config.kafka, librdkafka={"message.timeout.ms": 3000})
+    producer.send(kafka_config.kafka.topics.alerts, b"node-1", b'{"rule": "delivered"}')
+    missing = kafka_config.kafka.topics.alerts + "-missing"
+    producer.send(missing, b"node-1", b'{"rule": "lost"}')
+    with pytest.raises(ChangelogError, match=missing):
+        asyncio.run(producer.flush())
+    producer.send(kafka_config.kafka.topics.alerts, b"node-1", b'{"rule": "after"}')
+    asyncio.run(producer.flush())  # the failure was reported once; what follows is acknowledged again

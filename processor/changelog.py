@@ -69,35 +69,28 @@ class ChangelogProducer:
 
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None) -> None:
         """One alert or dead letter; acknowledged (or raised) by the next `flush`."""
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._delivered)
-                break
-            except BufferError:  # librdkafka's queue is full: let it drain, never drop an alert
-                self.producer.poll(0.1)
-        self.sent += 1
+        self._produce(topic, key, value, headers=headers)
 
     def sender(self, table: Any) -> Send:
         """A `Send` for one Faust table: its changelog topic, its key and value serialisers."""
         topic = table.changelog_topic
         name = topic.get_topic_name()
-        key_ser, value_ser = table.key_serializer, table.value_serializer
-        produce, poll = self.producer.produce, self.producer.poll
-
-        to_key, to_value = serializers(topic, key_ser, value_ser)
+        to_key, to_value = serializers(topic, table.key_serializer, table.value_serializer)
+        produce = self._produce
 
         def send(partition: int, key: str, value: Any) -> None:
-            raw_key = to_key(key)
-            raw_value = None if value is None else to_value(value)
-            while True:
-                try:
-                    produce(name, value=raw_value, key=raw_key, partition=partition, on_delivery=self._delivered)
-                    break
-                except BufferError:  # librdkafka's queue is full: let it drain, never drop a state write
-                    poll(0.1)
-            self.sent += 1
+            produce(name, to_key(key), None if value is None else to_value(value), partition=partition)
 
         return send
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None, **options: Any) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, on_delivery=self._delivered, **options)
+                break
+            except BufferError:  # librdkafka's queue is full: let it drain, never drop a write
+                self.producer.poll(0.1)
+        self.sent += 1
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
